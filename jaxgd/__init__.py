@@ -6,4 +6,34 @@ written for one example and batched with `jax.vmap`, checked step for step again
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from jaxgd.loop import (
+    DivergenceError,
+    EarlyStopping,
+    FitResult,
+    batch_loss,
+    fit,
+    full_batch_gd,
+    init_opt_state,
+    minibatch_gd,
+    stochastic_gd,
+    train_epoch,
+    update_step,
+)
+from jaxgd.metrics import accuracy, binary_accuracy
+
+__all__ = [
+    "__version__",
+    "DivergenceError",
+    "EarlyStopping",
+    "FitResult",
+    "accuracy",
+    "batch_loss",
+    "binary_accuracy",
+    "fit",
+    "full_batch_gd",
+    "init_opt_state",
+    "minibatch_gd",
+    "stochastic_gd",
+    "train_epoch",
+    "update_step",
+]

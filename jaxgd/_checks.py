@@ -1,0 +1,188 @@
+"""Argument checks shared by `fit`, `sweep` and `lr_find`.
+
+Every check runs on the host before anything is traced, so a bad argument gives a `ValueError` or
+`TypeError` that names the argument, what was seen and the fix, never an XLA trace.
+"""
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+
+def check_callable(value, name: str):
+    if not callable(value):
+        raise TypeError(f"`{name}` must be a function, got {type(value).__name__}: {value!r}.")
+
+
+def check_int(value, name: str, *, minimum: int, fix: str = "") -> int:
+    """An integer >= `minimum` (bools and floats such as 2.0 are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be an integer >= {minimum}, got {type(value).__name__} {value!r}.{fix}"
+        )
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value}.{fix}")
+    return int(value)
+
+
+def _leaves_with_paths(tree):
+    return jax.tree_util.tree_leaves_with_path(tree)
+
+
+def _describe(path) -> str:
+    return jax.tree_util.keystr(path) or "(the array itself)"
+
+
+def check_data(data, name: str = "data"):
+    """`data` is `(X, y)`: pytrees of arrays sharing the leading axis n > 0. Returns (X, y, n)."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(
+            f"`{name}` must be a pair `(X, y)` of arrays sharing the leading axis, "
+            f"got {type(data).__name__}"
+            + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else "")
+            + "."
+        )
+    X, y = data
+    sizes = []
+    for part, tree in (("X", X), ("y", y)):
+        leaves = _leaves_with_paths(tree)
+        if not leaves:
+            raise ValueError(f"`{name}`: {part} holds no arrays.")
+        for path, leaf in leaves:
+            where = f"`{name}` {part}{jax.tree_util.keystr(path)}"
+            if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+                raise TypeError(
+                    f"{where} must be an array, got {type(leaf).__name__}; "
+                    "wrap it with `np.asarray(...)`."
+                )
+            if jnp.ndim(leaf) == 0:
+                raise ValueError(
+                    f"{where} is a scalar; data arrays need a leading axis of examples, "
+                    "shape (n, ...)."
+                )
+            dtype = np.dtype(leaf.dtype)
+            if np.issubdtype(dtype, np.complexfloating):
+                raise TypeError(f"{where} has complex dtype {dtype}; jaxgd trains on real numbers.")
+            if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+                raise TypeError(f"{where} has non-numeric dtype {dtype}.")
+            if np.issubdtype(dtype, np.floating):
+                finite = bool(jnp.isfinite(leaf).all())
+                if not finite:
+                    bad = int(np.size(leaf) - int(jnp.isfinite(leaf).sum()))
+                    raise ValueError(
+                        f"{where} holds {bad} non-finite value(s) (NaN or inf); "
+                        "clean or impute them before training."
+                    )
+            sizes.append((f"{part}{jax.tree_util.keystr(path)}", leaf.shape[0]))
+    n = sizes[0][1]
+    if any(s != n for _, s in sizes):
+        seen = ", ".join(f"{p}: {s}" for p, s in sizes)
+        raise ValueError(
+            f"`{name}`: X and y must have the same number of examples (leading axis), got {seen}."
+        )
+    if n == 0:
+        raise ValueError(f"`{name}` has no examples (n = 0); pass at least one.")
+    return X, y, n
+
+
+def check_params(params, name: str = "params"):
+    """A non-empty pytree of finite floating-point arrays."""
+    leaves = _leaves_with_paths(params)
+    if not leaves:
+        raise ValueError(f"`{name}` holds no arrays; pass e.g. `{{'w': jnp.zeros(d), 'b': 0.0}}`.")
+    for path, leaf in leaves:
+        where = f"`{name}`{jax.tree_util.keystr(path)}"
+        if isinstance(leaf, bool) or not hasattr(jnp.asarray(leaf), "dtype"):
+            raise TypeError(f"{where} must be a float array, got {type(leaf).__name__}.")
+        dtype = jnp.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{where} has dtype {dtype}; gradients need floating-point params. "
+                "Use e.g. `jnp.asarray(value, dtype=jnp.float32)` or `1.0` instead of `1`."
+            )
+        if not bool(jnp.isfinite(leaf).all()):
+            raise ValueError(f"{where} holds NaN or inf; start from finite parameters.")
+
+
+def check_learning_rate(value, name: str = "optimizer"):
+    """Returns (tx, lr): an optax transformation and None, or None and a finite lr >= 0."""
+    if isinstance(value, optax.GradientTransformation):
+        return value, None
+    if isinstance(value, bool) or not (
+        isinstance(value, numbers.Real) or (hasattr(value, "shape") and np.ndim(value) == 0)
+    ):
+        raise TypeError(
+            f"`{name}` must be an optax GradientTransformation (e.g. `optax.sgd(0.1)`) or a "
+            f"learning rate (a number), got {type(value).__name__}: {value!r}."
+        )
+    if hasattr(value, "dtype") and not jnp.issubdtype(value.dtype, jnp.floating):
+        value = float(value)
+    lr = float(value)
+    if not np.isfinite(lr) or lr < 0:
+        raise ValueError(
+            f"`{name}` as a learning rate must be finite and >= 0, got {lr}. "
+            "A learning rate of 0 is allowed (a run that only evaluates)."
+        )
+    return None, value
+
+
+def check_key(key, name: str = "key"):
+    """None, a typed key (`jax.random.key`) or a raw uint32 key (`jax.random.PRNGKey`)."""
+    if key is None:
+        return None
+    if isinstance(key, jax.Array) or isinstance(key, np.ndarray):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+            return key
+        if key.dtype == jnp.uint32 and key.shape == (2,):
+            return jnp.asarray(key)
+    shape = getattr(key, "shape", None)
+    dtype = getattr(key, "dtype", type(key).__name__)
+    raise TypeError(
+        f"`{name}` must be a PRNG key such as `jax.random.key(0)`, got {dtype}"
+        + (f" of shape {shape}" if shape is not None else f" {key!r}")
+        + "."
+    )
+
+
+def check_orders(orders, *, epochs: int, n: int, name: str = "orders"):
+    """An integer array (epochs, n) whose every row is a permutation of range(n)."""
+    arr = np.asarray(orders)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"`{name}` must be an integer array, got dtype {arr.dtype}.")
+    if arr.shape != (epochs, n):
+        raise ValueError(
+            f"`{name}` must have shape (epochs, n) = ({epochs}, {n}), got {arr.shape}: "
+            "one permutation of range(n) per epoch."
+        )
+    expected = np.arange(n)
+    for e, row in enumerate(arr):
+        if not np.array_equal(np.sort(row), expected):
+            raise ValueError(
+                f"`{name}`[{e}] is not a permutation of range({n}): each epoch must visit every "
+                "example exactly once."
+            )
+    return jnp.asarray(arr, dtype=jnp.int32)
+
+
+def check_example_fn(fn, params, X, y, name: str, what: str = "loss"):
+    """`fn(params, x, y)` must return a float scalar for ONE example (checked with eval_shape)."""
+    x0 = jax.tree.map(lambda a: a[0], X)
+    y0 = jax.tree.map(lambda a: a[0], y)
+    try:
+        out = jax.eval_shape(fn, params, x0, y0)
+    except (TypeError, ValueError) as err:
+        raise type(err)(
+            f"`{name}(params, x, y)` failed on one example (x of shape "
+            f"{jax.tree.map(jnp.shape, x0)}, y of shape {jax.tree.map(jnp.shape, y0)}): {err}"
+        ) from err
+    if not hasattr(out, "shape") or out.shape != ():
+        raise ValueError(
+            f"`{name}` must return a scalar {what} for ONE example, got shape "
+            f"{getattr(out, 'shape', type(out).__name__)}. jaxgd vmaps it over the batch itself: "
+            "write it for a single example (or reduce with `reduction='none'` and index)."
+        )
+    if not jnp.issubdtype(out.dtype, jnp.floating) and what == "loss":
+        raise TypeError(f"`{name}` must return a floating-point {what}, got dtype {out.dtype}.")
