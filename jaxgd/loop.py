@@ -516,7 +516,7 @@ def fit(
         if bool(state.stopped):  # Nothing more will run: fill the rest of the history with NaN.
             losses, evals = pieces[-1]
             rest = epochs - done
-            nan_rows = lambda v: jnp.full((rest,) + v.shape[1:], jnp.nan, v.dtype)
+            nan_rows = lambda v, rest=rest: jnp.full((rest,) + v.shape[1:], jnp.nan, v.dtype)
             pieces.append((nan_rows(losses), {k: nan_rows(v) for k, v in evals.items()}))
             break
     result = _result(state, pieces, metrics)
