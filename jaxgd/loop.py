@@ -203,7 +203,7 @@ def train_epoch(
       >>> print(losses.shape, round(float(w), 4))
       (3,) 1.75
     """
-    X, y = data
+    X, y = jax.tree.map(jnp.asarray, data)
     if batch_size is None:
         params, opt_state, loss = update_step(
             example_loss, params, opt_state, X, y, optimizer=optimizer
@@ -285,13 +285,22 @@ def _run(
         finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(new_params)
         ok = ~diverged & finite
         pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-        diverged_at = jnp.where(~diverged & ~finite, jnp.stack([epoch, j]), diverged_at)
+        diverged_at = jnp.where(
+            ~diverged & ~finite, jnp.stack([epoch, j]).astype(jnp.int32), diverged_at
+        )
         loss = jnp.where(diverged, nan, loss)
         carry = (pick(new_params, params), pick(new_state, opt_state), diverged | ~finite)
-        return carry + (diverged_at, epoch, j + 1), loss
+        return carry + (diverged_at, epoch, j + jnp.int32(1)), loss
 
     def train(state: _State, epoch, i):
-        carry = (state.params, state.opt_state, state.diverged, state.diverged_at, epoch, 0)
+        carry = (
+            state.params,
+            state.opt_state,
+            state.diverged,
+            state.diverged_at,
+            epoch,
+            jnp.int32(0),
+        )
         if plan.batch_size is None:
             carry, loss = step(carry, (X, y, None))
             return carry, loss[None]
@@ -575,6 +584,11 @@ def _check_early_stopping(early, metrics, val_data, eval_train) -> EarlyStopping
     return early._replace(min_delta=float(early.min_delta))
 
 
+def _refuse_batch_size(name: str, options: dict):
+    if "batch_size" in options:
+        raise TypeError(f"`{name}` sets `batch_size` itself; call `jaxgd.fit` to choose it.")
+
+
 def full_batch_gd(example_loss, params, data, *, epochs, optimizer, **options) -> FitResult:
     """Full-batch gradient descent: one update per epoch on the mean loss of all n examples.
 
@@ -588,6 +602,7 @@ def full_batch_gd(example_loss, params, data, *, epochs, optimizer, **options) -
       >>> print(r.losses.shape, r.losses[:, 0])
       (3, 1) [4.   1.   0.25]
     """
+    _refuse_batch_size("full_batch_gd", options)
     return fit(example_loss, params, data, epochs=epochs, optimizer=optimizer, batch_size=None,
                **options)  # fmt: skip
 
@@ -605,6 +620,7 @@ def stochastic_gd(example_loss, params, data, *, epochs, optimizer, **options) -
       >>> print(r.losses)
       [[4.     1.     0.25   0.0625]]
     """
+    _refuse_batch_size("stochastic_gd", options)
     return fit(example_loss, params, data, epochs=epochs, optimizer=optimizer, batch_size=1,
                **options)  # fmt: skip
 

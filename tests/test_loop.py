@@ -1,0 +1,363 @@
+"""The descent loop against NumPy references and its transformation invariants."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgd
+from jaxgd import loop
+
+
+def logistic_loss(p, x, y):
+    """Binary cross-entropy on the logit, for one example (written out, independent of losses)."""
+    z = x @ p["w"] + p["b"]
+    return jnp.logaddexp(0.0, z) - y * z
+
+
+def logit(p, x):
+    return x @ p["w"] + p["b"]
+
+
+def sq_loss(p, x, y):
+    return (x @ p["w"] + p["b"] - y) ** 2
+
+
+def make_data(n=13, d=3, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    y = (X @ np.arange(1, d + 1) + 0.5 * rng.normal(size=n) > 0).astype(dtype)
+    return X, y
+
+
+def zeros(d=3, dtype=jnp.float32):
+    return {"w": jnp.zeros(d, dtype), "b": jnp.zeros((), dtype)}
+
+
+def numpy_run(X, y, *, epochs, lr, batch_size, orders, drop_last=False):
+    """Mini-batch GD for logistic regression in NumPy: the reference the loop must match."""
+    w, b = np.zeros(X.shape[1], np.float64), 0.0
+    history = []
+    for order in orders:
+        row = []
+        starts = range(0, len(order), batch_size)
+        for s in starts:
+            idx = order[s : s + batch_size]
+            if drop_last and len(idx) < batch_size:
+                continue
+            xb, yb = X[idx].astype(np.float64), y[idx].astype(np.float64)
+            z = xb @ w + b
+            row.append(np.mean(np.logaddexp(0.0, z) - yb * z))
+            r = 1 / (1 + np.exp(-z)) - yb  # dL/dz
+            w, b = w - lr * xb.T @ r / len(idx), b - lr * r.mean()
+        history.append(row)
+    return np.array(history), w, b
+
+
+@pytest.mark.parametrize(
+    "batch_size, drop_last, updates",
+    [(None, False, 1), (1, False, 13), (4, False, 4), (4, True, 3), (13, False, 1), (50, False, 1)],
+)
+def test_matches_numpy(batch_size, drop_last, updates):
+    X, y = make_data()
+    orders = np.stack([np.random.default_rng(e).permutation(13) for e in range(3)])
+    r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=3, optimizer=0.3,
+                  batch_size=batch_size, orders=orders, drop_last=drop_last)  # fmt: skip
+    ref_losses, w, b = numpy_run(X, y, epochs=3, lr=0.3, batch_size=batch_size or 13,
+                                 orders=orders, drop_last=drop_last)  # fmt: skip
+    assert r.losses.shape == (3, updates)
+    np.testing.assert_allclose(r.losses, ref_losses, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(r.params["w"], w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r.params["b"], b, rtol=1e-5, atol=1e-6)
+    final = np.mean(np.logaddexp(0, X @ w + b) - y * (X @ w + b))
+    np.testing.assert_allclose(r.train_loss[-1], final, rtol=1e-5)
+
+
+def test_schedules_by_name_equal_fit():
+    X, y = make_data()
+    key = jax.random.key(3)
+    common = dict(epochs=2, optimizer=0.1, key=key)
+    pairs = [
+        (jaxgd.full_batch_gd(logistic_loss, zeros(), (X, y), **common), None),
+        (jaxgd.stochastic_gd(logistic_loss, zeros(), (X, y), **common), 1),
+        (jaxgd.minibatch_gd(logistic_loss, zeros(), (X, y), batch_size=5, **common), 5),
+    ]
+    for named, batch_size in pairs:
+        r = jaxgd.fit(logistic_loss, zeros(), (X, y), batch_size=batch_size, **common)
+        np.testing.assert_array_equal(named.losses, r.losses)
+    with pytest.raises(TypeError, match="sets `batch_size` itself"):
+        jaxgd.stochastic_gd(logistic_loss, zeros(), (X, y), batch_size=3, **common)
+
+
+def test_batch_size_n_is_full_batch_and_one_is_sgd():
+    X, y = make_data()
+    full = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=4, optimizer=0.5)
+    n = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=4, optimizer=0.5, batch_size=13)
+    np.testing.assert_allclose(full.losses, n.losses, rtol=1e-6)
+    sgd = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=2, optimizer=0.5, batch_size=1)
+    # SGD by hand: one update per example in data order.
+    p = zeros()
+    grad = jax.grad(logistic_loss)
+    for _ in range(2):
+        for i in range(13):
+            p = jax.tree.map(lambda a, g: a - 0.5 * g, p, grad(p, X[i], y[i]))
+    np.testing.assert_allclose(sgd.params["w"], p["w"], rtol=1e-5)
+
+
+def test_identity_orders_equal_no_shuffle_and_permuted_data_with_inverse_orders():
+    X, y = make_data()
+    plain = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=3, optimizer=0.2, batch_size=4)
+    ident = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=3, optimizer=0.2, batch_size=4,
+                      orders=np.tile(np.arange(13), (3, 1)))  # fmt: skip
+    np.testing.assert_array_equal(plain.losses, ident.losses)
+    perm = np.random.default_rng(1).permutation(13)
+    inverse = np.argsort(perm)  # X[perm][inverse] == X
+    moved = jaxgd.fit(logistic_loss, zeros(), (X[perm], y[perm]), epochs=3, optimizer=0.2,
+                      batch_size=4, orders=np.tile(inverse, (3, 1)))  # fmt: skip
+    np.testing.assert_array_equal(plain.losses, moved.losses)
+
+
+def test_key_shuffles_every_epoch_deterministically():
+    X, y = make_data()
+    run = lambda k: jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=3, optimizer=0.2,
+                              batch_size=4, key=jax.random.key(k))  # fmt: skip
+    a, b, c = run(0), run(0), run(1)
+    np.testing.assert_array_equal(a.losses, b.losses)  # bitwise
+    np.testing.assert_array_equal(a.params["w"], b.params["w"])
+    assert not np.array_equal(a.losses, c.losses)
+    assert not np.array_equal(a.losses[0], a.losses[1])  # a new order each epoch
+    raw = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=3, optimizer=0.2, batch_size=4,
+                    key=jax.random.PRNGKey(0))  # fmt: skip
+    assert raw.losses.shape == (3, 4)
+
+
+def test_resume_equals_one_long_run():
+    X, y = make_data()
+    tx = optax.sgd(0.1, momentum=0.9)
+    common = dict(optimizer=tx, batch_size=4, key=jax.random.key(7))
+    long = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=10, **common)
+    first = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=5, **common)
+    second = jaxgd.fit(logistic_loss, first.params, (X, y), epochs=5, opt_state=first.opt_state,
+                       start_epoch=5, **common)  # fmt: skip
+    np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), long.losses)
+    np.testing.assert_array_equal(second.params["w"], long.params["w"])
+
+
+def test_no_recompile_for_new_values():
+    X, y = make_data()
+    run = lambda **kw: jaxgd.fit(logistic_loss, zeros(), kw.pop("data", (X, y)), epochs=2,
+                                 batch_size=4, **kw)  # fmt: skip
+    run(optimizer=0.1, key=jax.random.key(0))
+    before = loop._traces
+    run(optimizer=0.7, key=jax.random.key(1))
+    run(optimizer=3, key=jax.random.key(2))  # an int learning rate too
+    run(optimizer=0.2, key=jax.random.key(1), data=(X * 2, 1 - y))
+    run(optimizer=np.float32(0.2), key=jax.random.key(5))
+    assert loop._traces == before
+    orders = np.stack([np.random.default_rng(e).permutation(13) for e in range(2)])
+    run(optimizer=0.1, orders=orders)
+    after_orders = loop._traces
+    run(optimizer=0.3, orders=orders[::-1])
+    assert loop._traces == after_orders
+    tx = optax.adam(0.01)
+    run(optimizer=tx, key=jax.random.key(0))
+    with_tx = loop._traces
+    run(optimizer=tx, key=jax.random.key(1))  # the same optax object: no recompile
+    assert loop._traces == with_tx
+    run(optimizer=optax.adam(0.01), key=jax.random.key(1))  # a new object: documented recompile
+    assert loop._traces == with_tx + 1
+
+
+def test_eager_train_epoch_equals_fit_and_jit():
+    X, y = make_data()
+    order = jnp.asarray(np.random.default_rng(0).permutation(13))
+    p, _, losses = jaxgd.train_epoch(logistic_loss, zeros(), (), (X, y), optimizer=0.2,
+                                     batch_size=4, order=order)  # fmt: skip
+    jitted = jax.jit(jaxgd.train_epoch, static_argnames=("example_loss", "batch_size"))
+    pj, _, lj = jitted(logistic_loss, zeros(), (), (X, y), optimizer=0.2, batch_size=4,
+                       order=order)  # fmt: skip
+    r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=1, optimizer=0.2, batch_size=4,
+                  orders=order[None])  # fmt: skip
+    np.testing.assert_allclose(losses, r.losses[0], rtol=1e-6)
+    np.testing.assert_allclose(lj, r.losses[0], rtol=1e-6)
+    np.testing.assert_allclose(p["w"], r.params["w"], rtol=1e-6)
+    np.testing.assert_allclose(pj["w"], r.params["w"], rtol=1e-6)
+
+
+def test_mean_of_per_example_gradients_is_batch_gradient():
+    X, y = make_data()
+    per_example = jax.vmap(jax.grad(logistic_loss), (None, 0, 0))(zeros(), X, y)
+    batch = jax.grad(jaxgd.batch_loss, argnums=1)(logistic_loss, zeros(), X, y)
+    np.testing.assert_allclose(per_example["w"].mean(0), batch["w"], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["dict", "tuple", "nested"])
+def test_params_as_pytrees(kind):
+    X, y = make_data()
+    if kind == "dict":
+        params, f = zeros(), logistic_loss
+    elif kind == "tuple":
+        params = (jnp.zeros(3), jnp.zeros(()))
+        f = lambda p, x, y: logistic_loss({"w": p[0], "b": p[1]}, x, y)
+    else:
+        params = {"layer": [{"w": jnp.zeros(3)}], "bias": (jnp.zeros(()),)}
+        f = lambda p, x, y: logistic_loss({"w": p["layer"][0]["w"], "b": p["bias"][0]}, x, y)
+    r = jaxgd.fit(f, params, (X, y), epochs=2, optimizer=0.3, batch_size=5)
+    ref = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=2, optimizer=0.3, batch_size=5)
+    np.testing.assert_allclose(r.losses, ref.losses, rtol=1e-6)
+    assert jax.tree.structure(r.params) == jax.tree.structure(params)
+
+
+def test_pytree_inputs():
+    X, y = make_data()
+    f = lambda p, x, y: logistic_loss(p, x["a"] + x["b"], y)
+    r = jaxgd.fit(f, zeros(), ({"a": X, "b": X}, y), epochs=2, optimizer=0.1, batch_size=3)
+    ref = jaxgd.fit(logistic_loss, zeros(), (2 * X, y), epochs=2, optimizer=0.1, batch_size=3)
+    np.testing.assert_allclose(r.losses, ref.losses, rtol=1e-6)
+
+
+def test_float64():
+    with jax.enable_x64(True):
+        X, y = make_data(dtype=np.float64)
+        r = jaxgd.fit(logistic_loss, zeros(dtype=jnp.float64), (X, y), epochs=3, optimizer=0.3,
+                      batch_size=4)  # fmt: skip
+        ref, w, _ = numpy_run(X, y, epochs=3, lr=0.3, batch_size=4, orders=[np.arange(13)] * 3)
+        assert r.losses.dtype == jnp.float64 and r.params["w"].dtype == jnp.float64
+        np.testing.assert_allclose(r.losses, ref, rtol=1e-12)
+        np.testing.assert_allclose(r.params["w"], w, rtol=1e-12)
+
+
+def test_optax_schedule_through_the_optimizer():
+    X, y = make_data()
+    schedule = optax.exponential_decay(0.5, transition_steps=1, decay_rate=0.5)
+    r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=3, optimizer=optax.sgd(schedule))
+    p = zeros()
+    for step in range(3):
+        g = jax.grad(lambda p: jaxgd.batch_loss(logistic_loss, p, X, y))(p)
+        p = jax.tree.map(lambda a, b: a - 0.5 * 0.5**step * b, p, g)
+    np.testing.assert_allclose(r.params["w"], p["w"], rtol=1e-6)
+
+
+def test_divergence_stops_with_last_finite_params():
+    X = jnp.arange(1.0, 5.0)
+    f = lambda w, x, y: (w * x - y) ** 2
+    r = jaxgd.fit(f, 1.0, (X, jnp.ones(4)), epochs=20, optimizer=1e3, batch_size=1)
+    assert bool(r.diverged)
+    epoch, update = int(r.diverged_epoch), int(r.diverged_update)
+    assert (epoch, update) == (1, 2)
+    assert np.isfinite(r.params)
+    assert int(r.epochs_run) == 2
+    losses = np.asarray(r.losses).ravel()
+    flat = epoch * 4 + update
+    assert np.isfinite(losses[:flat]).all()  # the history up to there is intact
+    assert not np.isfinite(losses[flat])  # the update that was refused
+    assert np.isnan(losses[flat + 1 :]).all()
+    # Replaying the finite updates by hand gives the params the run returned.
+    w = 1.0
+    for i in range(flat):
+        x = float(X[i % 4])
+        w = np.float32(w - 1e3 * 2 * (w * x - 1) * x)
+    np.testing.assert_allclose(r.params, w, rtol=1e-5)
+    with pytest.raises(jaxgd.DivergenceError, match="epoch 1, update 2") as info:
+        jaxgd.fit(f, 1.0, (X, jnp.ones(4)), epochs=20, optimizer=1e3, batch_size=1,
+                  on_divergence="raise")  # fmt: skip
+    np.testing.assert_array_equal(info.value.result.params, r.params)
+
+
+def test_learning_rate_zero_only_evaluates():
+    X, y = make_data()
+    r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=3, optimizer=0.0, batch_size=5)
+    np.testing.assert_array_equal(r.params["w"], np.zeros(3))
+    np.testing.assert_allclose(r.train_loss, np.log(2.0), rtol=1e-6)
+
+
+def test_metrics_validation_and_early_stopping():
+    X, y = make_data(n=40)
+    Xv, yv = make_data(n=20, seed=1)
+    acc = jaxgd.binary_accuracy(logit, threshold=0.0)
+    r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=30, optimizer=0.5, batch_size=8,
+                  val_data=(Xv, yv), metrics={"accuracy": acc},
+                  early_stopping=jaxgd.EarlyStopping(monitor="val_loss", patience=3))  # fmt: skip
+    run = int(r.epochs_run)
+    val = np.asarray(r.val_loss)
+    z = Xv @ np.asarray(r.params["w"]) + float(r.params["b"])
+    np.testing.assert_allclose(val[run - 1], np.mean(np.logaddexp(0, z) - yv * z), rtol=1e-5)
+    np.testing.assert_allclose(r.val_metrics["accuracy"][run - 1], np.mean((z > 0) == (yv > 0.5)))
+    if run < 30:  # stopped: the last 3 epochs did not beat the best before them
+        assert val[run - 4] <= val[run - 3 : run].min()
+        assert np.isnan(val[run:]).all() and np.isnan(r.losses[run:]).all()
+    assert r.train_metrics["accuracy"].shape == (30,)
+    # A patience that cannot trigger runs every epoch.
+    r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=5, optimizer=0.5, val_data=(Xv, yv),
+                  early_stopping=jaxgd.EarlyStopping(patience=10))  # fmt: skip
+    assert int(r.epochs_run) == 5
+
+
+def test_early_stopping_stops_on_a_plateau():
+    f = lambda w, x, y: (w * x - y) ** 2
+    X, y = jnp.ones(4), jnp.ones(4)
+    r = jaxgd.fit(f, 1.0, (X, y), epochs=10, optimizer=0.1,
+                  early_stopping=jaxgd.EarlyStopping(monitor="train_loss", patience=2))  # fmt: skip
+    assert int(r.epochs_run) == 3  # best at epoch 0 (loss 0), then 2 epochs without improvement
+    assert r.losses.shape == (10, 1) and np.isnan(r.losses[3:]).all()
+
+
+def test_callback_chunks_equal_one_call():
+    X, y = make_data()
+    seen = []
+    common = dict(epochs=7, optimizer=0.1, batch_size=4, key=jax.random.key(0))
+    chunked = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs_per_call=3,
+                        callback=lambda done, res: seen.append((done, res.losses.shape)), **common)  # fmt: skip
+    whole = jaxgd.fit(logistic_loss, zeros(), (X, y), **common)
+    assert seen == [(3, (3, 4)), (6, (6, 4)), (7, (7, 4))]
+    np.testing.assert_array_equal(chunked.losses, whole.losses)
+    np.testing.assert_array_equal(chunked.params["w"], whole.params["w"])
+
+
+def test_zero_epochs_returns_the_initial_params():
+    X, y = make_data()
+    r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=0, optimizer=0.1, batch_size=4)
+    assert r.losses.shape == (0, 4)
+    np.testing.assert_array_equal(r.params["w"], np.zeros(3))
+
+
+BAD = [
+    (dict(data=(np.ones((5, 2)), np.ones(4))), ValueError, r"same number of examples.*5.*4"),
+    (dict(data=(np.ones((0, 2)), np.ones(0))), ValueError, "no examples"),
+    (dict(data=np.ones((5, 2))), TypeError, r"pair `\(X, y\)`"),
+    (dict(data=(np.full((5, 2), np.nan), np.ones(5))), ValueError, "non-finite"),
+    (dict(data=(np.ones((5, 2), np.complex64), np.ones(5))), TypeError, "complex"),
+    (dict(batch_size=0), ValueError, "`batch_size` must be an integer >= 1, got 0"),
+    (dict(batch_size=2.0), TypeError, "`batch_size` must be an integer"),
+    (dict(batch_size=9, drop_last=True), ValueError, "leaves no batch"),
+    (dict(epochs=-1), ValueError, "`epochs` must be an integer >= 0, got -1"),
+    (dict(epochs=2.5), TypeError, "`epochs`"),
+    (dict(optimizer=-0.1), ValueError, "finite and >= 0, got -0.1"),
+    (dict(optimizer=float("nan")), ValueError, "finite"),
+    (dict(optimizer="adam"), TypeError, "GradientTransformation"),
+    (dict(key=0), TypeError, r"jax.random.key\(0\)"),
+    (dict(key=jax.random.key(0), orders=np.zeros((2, 5), int)), ValueError, "not both"),
+    (dict(orders=np.zeros((2, 5), int)), ValueError, r"`orders`\[0\] is not a permutation"),
+    (dict(orders=np.zeros((3, 5), int)), ValueError, r"shape \(epochs, n\) = \(2, 5\)"),
+    (dict(orders=np.zeros((2, 5))), TypeError, "integer array"),
+    (dict(params={"w": jnp.zeros(2, jnp.int32), "b": jnp.zeros(())}), TypeError, "dtype int32"),
+    (dict(params={"w": jnp.full(2, jnp.inf), "b": jnp.zeros(())}), ValueError, "NaN or inf"),
+    (dict(params={}), ValueError, "holds no arrays"),
+    (dict(example_loss=lambda p, x, y: x * p["w"]), ValueError, "scalar loss for ONE example"),
+    (dict(example_loss="bce"), TypeError, "`example_loss` must be a function"),
+    (dict(on_divergence="ignore"), ValueError, "on_divergence"),
+    (dict(early_stopping=jaxgd.EarlyStopping()), ValueError, "needs `val_data`"),
+]
+
+
+@pytest.mark.parametrize("overrides, error, match", BAD)
+def test_bad_input_is_refused_before_compiling(overrides, error, match):
+    args = dict(example_loss=logistic_loss, params=zeros(2),
+                data=(np.ones((5, 2), np.float32), np.ones(5, np.float32)),
+                epochs=2, optimizer=0.1, batch_size=None)  # fmt: skip
+    args.update(overrides)
+    before = loop._traces
+    with pytest.raises(error, match=match):
+        jaxgd.fit(args.pop("example_loss"), args.pop("params"), args.pop("data"), **args)
+    assert loop._traces == before
