@@ -233,9 +233,10 @@ def test_optax_schedule_through_the_optimizer():
     schedule = optax.exponential_decay(0.5, transition_steps=1, decay_rate=0.5)
     r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=3, optimizer=optax.sgd(schedule))
     p = zeros()
-    for step in range(3):
+    for k in range(3):
         g = jax.grad(lambda p: jaxgd.batch_loss(logistic_loss, p, X, y))(p)
-        p = jax.tree.map(lambda a, b: a - 0.5 * 0.5**step * b, p, g)
+        lr = 0.5 * 0.5**k
+        p = jax.tree.map(lambda a, b, lr=lr: a - lr * b, p, g)
     np.testing.assert_allclose(r.params["w"], p["w"], rtol=1e-6)
 
 
