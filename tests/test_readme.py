@@ -1,0 +1,41 @@
+"""The README's promises: its two commands, its quick start output, its file map."""
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def blocks(language):
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_first_screen_has_exactly_two_commands_and_ci_runs_the_test_command():
+    commands = [line.split("#")[0].strip() for line in blocks("bash")[0].strip().splitlines()]
+    assert len(commands) == 2
+    install_and_run, test = commands
+    assert "jaxgd demo" in install_and_run
+    assert "pytest" in test and "torch==2.13.0" in test
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test in ci.splitlines(), "`.ci/run` must run the README's test command verbatim"
+
+
+def test_quick_start_prints_its_expected_output():
+    code = blocks("python")[0]
+    expected = blocks("text")[0]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README quick start", "exec"), {})
+    assert out.getvalue() == expected
+    assert len(code.strip().splitlines()) <= 15
+
+
+def test_file_map_names_files_that_exist():
+    paths = re.findall(r"^\| `([^`]+)`", README, flags=re.M)
+    assert paths
+    for cell in paths:
+        for path in re.findall(r"[\w/]+\.(?:py|md)|[\w]+/$", cell) or [cell]:
+            assert (ROOT / path).exists(), path
