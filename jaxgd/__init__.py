@@ -6,6 +6,8 @@ written for one example and batched with `jax.vmap`, checked step for step again
 
 __version__ = "0.1.0"
 
+from jaxgd import autograd, data, losses, metrics, models
+from jaxgd.autograd import per_example_grads, per_example_losses
 from jaxgd.loop import (
     DivergenceError,
     EarlyStopping,
@@ -23,6 +25,13 @@ from jaxgd.metrics import accuracy, binary_accuracy
 
 __all__ = [
     "__version__",
+    "autograd",
+    "data",
+    "losses",
+    "metrics",
+    "models",
+    "per_example_grads",
+    "per_example_losses",
     "DivergenceError",
     "EarlyStopping",
     "FitResult",
