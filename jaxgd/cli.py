@@ -1,0 +1,556 @@
+"""The `jaxgd` command: run the lectures' experiments, the demo, the PyTorch comparison, benchmarks.
+
+    jaxgd list                          the experiments, one per line
+    jaxgd run NAME [--out DIR] [--json] [--quiet] [--quick] [--OPTION VALUE ...]
+    jaxgd demo [--out DIR]              full batch vs SGD vs mini-batch on built-in data
+    jaxgd compare [--problem P] ...     jaxgd against a PyTorch loop, step by step
+    jaxgd bench ...                     benchmarks (see `jaxgd bench --help`)
+
+Exit status: 0 on success, 1 when `compare` finds a difference above its tolerance (or an extra
+is missing), 2 for a bad command line or a value the library rejects, 130 after Ctrl-C.
+Everything heavy (JAX, the experiments, matplotlib, tqdm, torch) is imported only when needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import json
+import os
+import re
+import sys
+import time
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_INTERNAL = ("out_dir", "quick")  # run() parameters that the command sets itself
+
+_EPILOG = """\
+examples:
+  jaxgd list
+  jaxgd demo
+  jaxgd run quadratic --out results/quadratic
+  jaxgd run logistic --data ../shared/data/perceptron_toydata-truncated.txt --json
+  jaxgd run schedules --epochs 5 --quiet
+  jaxgd run relu --help                 the experiment's options and their defaults
+  jaxgd compare --problem logistic --batch-size 10 --optimizer adam
+  jaxgd bench --help
+"""
+
+_RUN_EPILOG = """\
+examples:
+  jaxgd run autograd
+  jaxgd run quadratic --out results/quadratic --lr 0.01 --epochs 10
+  jaxgd run banknote --data data_banknote_authentication.txt --json
+  jaxgd run digits --quick --quiet
+  jaxgd run schedules --help            the experiment's options and their defaults
+
+Options after NAME are the experiment's (`--epochs 5` or `--epochs=5`, dashes or underscores);
+lists are comma-separated (`--ks 1,2,4`), booleans true/false. Results go to --out
+(default ./jaxgd-results/NAME): results.json and the plots, written atomically.
+"""
+
+_DEMO_EPILOG = """\
+examples:
+  jaxgd demo
+  jaxgd demo --out /tmp/demo --epochs 10
+  jaxgd demo --json --quiet
+
+The demo is `jaxgd run schedules` on built-in data (no download): logistic regression on a
+synthetic 1372 x 4 banknote-like set, 20 epochs of full-batch GD, SGD and mini-batch GD at the
+same learning rate; a table of final loss, accuracy, updates and wall time, and loss.png.
+"""
+
+_COMPARE_EPILOG = """\
+examples:
+  jaxgd compare
+  jaxgd compare --problem quadratic --batch-size full --epochs 10
+  jaxgd compare --problem logistic --batch-size 1 --optimizer momentum --momentum 0.9
+  jaxgd compare --problem mlp --optimizer adam --lr 0.01 --dtype float64 --json
+  jaxgd compare --problem logistic --data perceptron_toydata-truncated.txt
+
+Exits 1 when the largest loss or parameter difference exceeds --tolerance.
+"""
+
+
+class _UsageError(Exception):
+    """A bad command line: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line (no usage block) and never exit by themselves."""
+
+    def error(self, message):
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the `jaxgd` command line and returns its exit status.
+
+    Args:
+      argv: the arguments after `jaxgd`; default `sys.argv[1:]`.
+
+    Returns:
+      0 on success, 1 for a failed comparison or a missing extra, 2 for a bad command line or
+      value, 130 when interrupted.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(argv)
+    except _UsageError as err:
+        _say(str(err))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say("jaxgd: interrupted; no partial result files were left")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `jaxgd list | head -1`
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the exit-time flush
+        return EXIT_OK
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _parser() -> tuple[_Parser, dict[str, _Parser]]:
+    from jaxgd import __version__
+
+    parser = _Parser(
+        prog="jaxgd",
+        description="Gradient descent in JAX, the way the lectures teach it: the experiments, "
+        "a demo of the three schedules, and the PyTorch comparison.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"jaxgd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    kw = dict(formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    sub.add_parser("list", help="list the experiments", description="List the experiments: "
+                   "name, then a one-line description.", epilog="example:\n  jaxgd list", **kw)  # fmt: skip
+
+    run = sub.add_parser("run", help="run one experiment", epilog=_RUN_EPILOG, add_help=False,
+                         usage="jaxgd run NAME [--out DIR] [--json] [--quiet] [--quick] "
+                         "[--OPTION VALUE ...]",
+                         description="Run one experiment: print a table of its results and "
+                         "write results.json and its plots.", **kw)  # fmt: skip
+    run.add_argument("-h", "--help", action="store_true", help="show this help (after NAME: "
+                     "the experiment's options)")  # fmt: skip
+    run.add_argument("name", nargs="?", metavar="NAME", help="an experiment (see `jaxgd list`)")
+    run.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    demo = sub.add_parser("demo", help="full batch vs SGD vs mini-batch on built-in data",
+                          description="Compare the three descent schedules on one built-in "
+                          "problem, in seconds.", epilog=_DEMO_EPILOG, add_help=False, **kw)  # fmt: skip
+    demo.add_argument("-h", "--help", action="store_true", help="show this help")
+    demo.add_argument("--out", metavar="DIR", help="folder for results.json and loss.png "
+                      "(default ./jaxgd-demo)")  # fmt: skip
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar, no closing line")
+    demo.add_argument("--quick", action="store_true", help="toy size (seconds)")
+    demo.add_argument("--OPTION", metavar="VALUE", help="any option of `jaxgd run schedules` "
+                      "(see `jaxgd run schedules --help`)")  # fmt: skip
+
+    compare = sub.add_parser("compare", help="jaxgd against a PyTorch loop, step by step",
+                             description="Run one problem as an ordinary PyTorch loop and with "
+                             "jaxgd.fit (same init, same batch orders) and report the largest "
+                             "differences and the speed ratio.", epilog=_COMPARE_EPILOG, **kw)  # fmt: skip
+    opt = dict(default=argparse.SUPPRESS)  # unset options keep jaxgd.compare's defaults
+    compare.add_argument("--problem", metavar="P", help="logistic (default), linear, quadratic "
+                         "or mlp", **opt)  # fmt: skip
+    compare.add_argument("--epochs", type=int, help="epochs (default 20)", **opt)
+    compare.add_argument("--batch-size", type=_batch_size, metavar="M|full",
+                         help="1 for SGD, m for mini-batch, 'full' for full batch (default 10)",
+                         **opt)  # fmt: skip
+    compare.add_argument("--optimizer", metavar="NAME", help="sgd (default), momentum, "
+                         "nesterov or adam", **opt)  # fmt: skip
+    compare.add_argument("--lr", type=float, help="learning rate (default: the problem's)", **opt)
+    compare.add_argument("--momentum", type=float, help="momentum for momentum/nesterov "
+                         "(default 0.9)", **opt)  # fmt: skip
+    compare.add_argument("--seed", type=int, help="torch.manual_seed for the init and the "
+                         "shuffling (default 1)", **opt)  # fmt: skip
+    compare.add_argument("--no-shuffle", dest="shuffle", action="store_false",
+                         help="visit the examples in data order", **opt)  # fmt: skip
+    compare.add_argument("--drop-last", action="store_true", help="drop a smaller last batch",
+                         **opt)  # fmt: skip
+    compare.add_argument("--dtype", metavar="D", help="float32 (default) or float64", **opt)
+    compare.add_argument("--tolerance", type=float, help="largest allowed difference "
+                         "(default 1e-5)", **opt)  # fmt: skip
+    compare.add_argument("--data", dest="path", metavar="PATH", help="the lecture's toy file "
+                         "for --problem logistic (default: built-in)", **opt)  # fmt: skip
+    compare.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    sub.add_parser("bench", help="benchmarks (arguments go to jaxgd.bench)", add_help=False,
+                   description="Benchmarks; every argument is passed to jaxgd.bench.",
+                   epilog="examples:\n  jaxgd bench --help", **kw)  # fmt: skip
+    return parser, {"run": run, "demo": demo}
+
+
+def _batch_size(text: str):
+    if text.lower() in ("full", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'full', got {text!r}"
+        ) from None
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] == ["bench"]:  # everything after `bench` belongs to jaxgd.bench
+        return _bench(argv[1:])
+    parser, subparsers = _parser()
+    if argv[:1] == ["demo"]:  # argparse cannot pass options through a leading REMAINDER
+        if {"-h", "--help"} & set(argv[1:]):
+            subparsers["demo"].print_help()
+            return EXIT_OK
+        return _run("schedules", argv[1:], prog="jaxgd demo", default_out="jaxgd-demo")
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    if args.command == "list":
+        return _list()
+    if args.command == "run":
+        if args.name is None:
+            if args.help:
+                subparsers["run"].print_help()
+                return EXIT_OK
+            raise _UsageError("jaxgd run: error: which experiment? (see 'jaxgd list')")
+        return _run(args.name, ["--help"] * args.help + args.rest, prog=f"jaxgd run {args.name}")
+    if args.command == "compare":
+        return _compare(args)
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------- list
+
+
+def _list() -> int:
+    from jaxgd import experiments
+
+    names = experiments.names()
+    width = max(map(len, names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {_description(experiments.get(name))}")
+    return EXIT_OK
+
+
+def _description(module) -> str:
+    text = getattr(module, "DESCRIPTION", "") or (module.__doc__ or "").strip()
+    return text.splitlines()[0] if text else ""
+
+
+# ---------------------------------------------------------------------------------- run
+
+
+def _run_parser(prog: str, default_out: str | None) -> _Parser:
+    parser = _Parser(prog=prog, add_help=False, allow_abbrev=False)
+    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    return parser
+
+
+def _run(name: str, rest: list[str], *, prog: str, default_out: str | None = None) -> int:
+    from jaxgd import experiments
+    from jaxgd.experiments import _common
+
+    if name not in experiments.names():
+        raise _UsageError(
+            f"jaxgd run: error: unknown experiment {name!r}; choose one of: "
+            f"{', '.join(experiments.names())}"
+        )
+    module = experiments.get(name)
+    common, extras = _run_parser(prog, default_out).parse_known_args(rest)
+    if common.help:
+        print(_experiment_help(name, module, prog.replace(f" {name}", "")))
+        return EXIT_OK
+    options = _parse_options(module.run, extras, prog=prog)
+    out = common.out if common.out is not None else os.path.join("jaxgd-results", name)
+    try:
+        _common.prepare_out_dir(out)  # a bad --out fails now, not after the training
+    except OSError as err:
+        raise _UsageError(f"{prog}: error: {err.strerror or _one_line(err)}") from None
+
+    show_bar = not common.quiet and sys.stderr.isatty()
+    if not common.quiet:
+        _say(f"jaxgd: running {name} (results to {out}/)")
+    start = time.perf_counter()
+    try:
+        with _common.reporting(_progress_factory(show_bar)):
+            results = module.run(out_dir=out, quick=common.quick, **options)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        if os.environ.get("JAXGD_DEBUG"):
+            raise
+        _say(f"jaxgd: error: {_one_line(err)}")
+        return EXIT_USAGE
+    except ImportError as err:
+        _say(f"jaxgd: error: {_one_line(err)}")
+        return EXIT_FAILED
+    seconds = time.perf_counter() - start
+    if common.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(_format_results(name, results))
+        if not common.quiet:
+            files = ", ".join(results.get("files", [])) if isinstance(results, dict) else ""
+            print(f"\nwrote {files} to {out}/ in {seconds:.1f} s")
+    return EXIT_OK
+
+
+def _experiment_options(run) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The run() parameters a user may set, and whether run() takes **options as well."""
+    params = inspect.signature(run).parameters
+    named = {
+        k: p
+        for k, p in params.items()
+        if k not in _INTERNAL and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+    return named, any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def _parse_options(run, tokens: list[str], *, prog: str) -> dict:
+    """`--key value` / `--key=value` tokens, checked against run()'s signature and converted."""
+    named, open_ended = _experiment_options(run)
+    known = ", ".join("--" + k.replace("_", "-") for k in named) or "none"
+    options, i = {}, 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or token == "--":
+            raise _UsageError(f"{prog}: error: unexpected argument {token!r}; options are "
+                              f"--name value")  # fmt: skip
+        key, has_value, value = token[2:].partition("=")
+        key = key.replace("-", "_")
+        if key not in named and not open_ended:
+            raise _UsageError(f"{prog}: error: unknown option --{key.replace('_', '-')}; "
+                              f"this experiment's options: {known}")  # fmt: skip
+        if not has_value:
+            if i + 1 >= len(tokens) or tokens[i + 1].startswith("--"):
+                raise _UsageError(f"{prog}: error: option --{key.replace('_', '-')} needs a value")
+            i += 1
+            value = tokens[i]
+        if key in options:
+            raise _UsageError(f"{prog}: error: option --{key.replace('_', '-')} given twice")
+        options[key] = _convert(value, named.get(key), key=key, prog=prog)
+        i += 1
+    return options
+
+
+def _convert(text: str, param: inspect.Parameter | None, *, key: str, prog: str):
+    """Converts an option's text to the type of its default (or its annotation)."""
+    flag = "--" + key.replace("_", "-")
+    default = None if param is None else param.default
+    annotation = "" if param is None else str(param.annotation)
+    if isinstance(default, bool) or annotation == "bool":
+        words = {"true": True, "1": True, "yes": True, "on": True,
+                 "false": False, "0": False, "no": False, "off": False}  # fmt: skip
+        if text.lower() not in words:
+            raise _UsageError(f"{prog}: error: {flag} expects true or false, got {text!r}")
+        return words[text.lower()]
+    if isinstance(default, (tuple, list)):
+        kind = type(default[0]) if default else str
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        return tuple(_scalar(item, kind, flag, prog) for item in items)
+    if default is None or default is inspect.Parameter.empty:
+        if text.lower() == "none":
+            return None
+        kind = int if re.search(r"\bint\b", annotation) else str
+        kind = float if re.search(r"\bfloat\b", annotation) else kind
+        if param is None:  # run(**options): numbers become numbers
+            for kind in (int, float):
+                with contextlib.suppress(ValueError):
+                    return kind(text)
+            return text
+        return _scalar(text, kind, flag, prog)
+    return _scalar(text, type(default), flag, prog)
+
+
+def _scalar(text: str, kind: type, flag: str, prog: str):
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise _UsageError(f"{prog}: error: {flag} expects an integer, got {text!r}") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise _UsageError(f"{prog}: error: {flag} expects a number, got {text!r}") from None
+    return text
+
+
+def _option_comments(run) -> dict[str, str]:
+    """The `# comment` after each parameter in run()'s signature: every hyperparameter's doc."""
+    try:
+        source = inspect.getsource(run)
+    except (OSError, TypeError):
+        return {}
+    header = source.split(")", 1)[0] if "->" not in source else source.split("->", 1)[0]
+    comments = {}
+    for line in header.splitlines():
+        match = re.match(r"\s*(\w+)\s*(?::[^=#]*)?=[^#]*#\s*(.*)", line)
+        if match:
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
+def _experiment_help(name: str, module, prog: str) -> str:
+    named, open_ended = _experiment_options(module.run)
+    comments = _option_comments(module.run)
+    lines = [
+        f"usage: {prog} {name} [--out DIR] [--json] [--quiet] [--quick] [--OPTION VALUE ...]",
+        "",
+        _description(module),
+        "",
+        "common options:",
+        "  --out DIR     folder for results.json and the plots (default ./jaxgd-results/NAME)",
+        "  --json        print the results as JSON instead of a table",
+        "  --quiet       no progress bar, no closing line",
+        "  --quick       toy size (seconds), as the smoke tests run it",
+        "",
+        f"{name} options:",
+    ]
+    for key, param in named.items():
+        default = param.default
+        shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
+        flag = f"--{key.replace('_', '-')}"
+        lines.append(f"  {flag:<16} {comments.get(key, '')} (default: {shown})")
+    if open_ended:
+        lines.append("  (this experiment also accepts other --OPTION VALUE pairs)")
+    if not named and not open_ended:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+def _progress_factory(show: bool):
+    """A reporter for `_common.reporting`: a tqdm bar per training run, or silent chunking.
+
+    Even without a bar, runs go in compiled chunks, so that Ctrl-C is answered between chunks.
+    """
+    tqdm = None
+    if show:
+        try:
+            from tqdm import tqdm
+        except ImportError:  # the `progress` extra is optional
+            tqdm = None
+
+    def factory(label: str, total: int):
+        if tqdm is None:
+            return (lambda done: None), (lambda: None)
+        bar = tqdm(total=total, desc=label, unit="epoch", leave=False, file=sys.stderr,
+                   delay=1.0, dynamic_ncols=True)  # fmt: skip
+
+        def update(done: int):
+            bar.update(done - bar.n)
+
+        return update, bar.close
+
+    return factory
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e6 else f"{value:.3e}"
+    if isinstance(value, list) and len(value) <= 8:
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _table(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[_fmt(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(
+        v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))
+    )
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(columns), rule] + [line(r) for r in cells])
+
+
+def _format_results(name: str, results) -> str:
+    """A short text report: the results' "table" (rows), then its "summary" (name: value)."""
+    if not isinstance(results, dict):
+        return str(results)
+    parts = [name]
+    table = results.get("table")
+    if isinstance(table, list) and table and all(isinstance(r, dict) for r in table):
+        parts.append(_table(table))
+    summary = results.get("summary")
+    if not isinstance(summary, dict):  # an experiment without a summary: its scalar results
+        summary = {k: v for k, v in results.items() if isinstance(v, (int, float, str, bool))}
+        summary.pop("experiment", None)
+    if summary:
+        width = max(map(len, summary))
+        parts.append("\n".join(f"{k:<{width}}  {_fmt(v)}" for k, v in summary.items()))
+    return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------- compare
+
+
+def _compare(args) -> int:
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
+    try:
+        from jaxgd import compare as comparison
+    except ImportError as err:
+        _say(f"jaxgd: error: the PyTorch comparison is not available: {_one_line(err)}")
+        return EXIT_FAILED
+    try:
+        report = comparison.compare(**options)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        if os.environ.get("JAXGD_DEBUG"):
+            raise
+        _say(f"jaxgd: error: {_one_line(err)}")
+        return EXIT_USAGE
+    except ImportError as err:  # torch missing
+        _say(f"jaxgd: error: {_one_line(err)}")
+        return EXIT_FAILED
+    if args.json:
+        from jaxgd.experiments._common import to_json
+
+        fields = report._asdict() if hasattr(report, "_asdict") else dict(vars(report))
+        print(json.dumps(to_json(fields), indent=2))
+    else:
+        print(comparison.format_report(report))
+    return EXIT_OK if bool(report.ok) else EXIT_FAILED
+
+
+# ---------------------------------------------------------------------------------- bench
+
+
+def _bench(argv: list[str]) -> int:
+    try:
+        from jaxgd import bench
+    except ImportError as err:
+        _say(f"jaxgd: error: benchmarks are not available in this install: {_one_line(err)}")
+        return EXIT_FAILED
+    try:
+        status = bench.main(argv)
+    except SystemExit as exit_:  # an argparse inside bench
+        status = exit_.code
+    if status is None or isinstance(status, int):
+        return status or EXIT_OK
+    _say(str(status))  # sys.exit("message")
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
