@@ -26,7 +26,15 @@ from hypothesis.extra import numpy as hnp
 
 from jaxgd import losses
 
-torch.set_num_threads(1)  # tiny tensors: torch's thread pool only adds contention (2 cores)
+
+@pytest.fixture(autouse=True, scope="module")
+def _torch_single_thread():
+    """Tiny tensors: torch's thread pool only adds contention here (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 REDUCTIONS = ("mean", "sum", "none")
 DTYPES = (np.float32, np.float64)
