@@ -447,7 +447,7 @@ def _progress_factory(show: bool):
         if tqdm is None:
             return (lambda done: None), (lambda: None)
         bar = tqdm(total=total, desc=label, unit="epoch", leave=False, file=sys.stderr,
-                   delay=1.0, dynamic_ncols=True)  # fmt: skip
+                   delay=1.0, **_width())  # fmt: skip
 
         def update(done: int):
             bar.update(done - bar.n)
@@ -455,6 +455,16 @@ def _progress_factory(show: bool):
         return update, bar.close
 
     return factory
+
+
+def _width() -> dict:
+    """tqdm's size: the terminal's as it changes, or 80 x 24 where a pseudo-terminal reports
+    0 x 0 (tqdm would draw nothing there)."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        size = os.terminal_size((0, 0))
+    return {"dynamic_ncols": True} if min(size) > 0 else {"ncols": 80, "nrows": 24}
 
 
 # ---------------------------------------------------------------------------------- output
