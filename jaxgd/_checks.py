@@ -95,9 +95,15 @@ def check_params(params, name: str = "params"):
         raise ValueError(f"`{name}` holds no arrays; pass e.g. `{{'w': jnp.zeros(d), 'b': 0.0}}`.")
     for path, leaf in leaves:
         where = f"`{name}`{jax.tree_util.keystr(path)}"
-        if isinstance(leaf, bool) or not hasattr(jnp.asarray(leaf), "dtype"):
-            raise TypeError(f"{where} must be a float array, got {type(leaf).__name__}.")
-        dtype = jnp.asarray(leaf).dtype
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None and isinstance(leaf, numbers.Number) and not isinstance(leaf, bool):
+            dtype = jnp.asarray(leaf).dtype  # a Python number: the dtype JAX gives it
+        if isinstance(leaf, bool) or dtype is None:
+            raise TypeError(
+                f"{where} must be a float array, got {type(leaf).__name__}: {leaf!r}. Params are "
+                "a pytree (dict, list, tuple) of float arrays, e.g. `{'w': jnp.zeros(d), 'b': 0.0}`."
+            )
+        dtype = np.dtype(dtype)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(
                 f"{where} has dtype {dtype}; gradients need floating-point params. "
@@ -179,10 +185,19 @@ def check_example_fn(fn, params, X, y, name: str, what: str = "loss"):
             f"{jax.tree.map(jnp.shape, x0)}, y of shape {jax.tree.map(jnp.shape, y0)}): {err}"
         ) from err
     if not hasattr(out, "shape") or out.shape != ():
+        column = any(jnp.shape(leaf) == (1,) for leaf in jax.tree.leaves(y0))
         raise ValueError(
             f"`{name}` must return a scalar {what} for ONE example, got shape "
-            f"{getattr(out, 'shape', type(out).__name__)}. jaxgd vmaps it over the batch itself: "
-            "write it for a single example (or reduce with `reduction='none'` and index)."
+            f"{getattr(out, 'shape', type(out).__name__)} (one example: x of shape "
+            f"{jax.tree.map(jnp.shape, x0)}, y of shape {jax.tree.map(jnp.shape, y0)}). "
+            "jaxgd vmaps it over the batch itself: write it for a single example (or reduce "
+            "with `reduction='none'` and index)."
+            + (
+                " A y of shape (n, 1) makes every target shape (1,): pass y of shape (n,), "
+                "e.g. `y.reshape(-1)`."
+                if column
+                else ""
+            )
         )
     if not jnp.issubdtype(out.dtype, jnp.floating) and what == "loss":
         raise TypeError(f"`{name}` must return a floating-point {what}, got dtype {out.dtype}.")
