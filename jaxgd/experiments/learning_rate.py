@@ -86,9 +86,13 @@ def _plot(x, y, runs, epochs):
     for i, (name, r) in enumerate(runs.items()):
         label = f"{name} (lr {r['lr']:g})"
         if r["diverged"]:
-            label += f": diverged at epoch {int(r['diverged_epoch'])}"
+            finite = r["train_loss"][np.isfinite(r["train_loss"])]
+            label += f": diverged at epoch {int(r['diverged_epoch'])} (loss {finite[-1]:.0e})"
         left.plot(np.arange(1, epochs + 1), r["train_loss"], color=f"C{i}", label=label)
-    left.set(xlabel="epoch", ylabel="MSE (log scale)", yscale="log", title="loss curves")
+    first = min(float(r["train_loss"][0]) for r in runs.values())
+    lowest = min(float(np.nanmin(r["train_loss"])) for r in runs.values())
+    left.set(xlabel="epoch", ylabel="MSE (log scale)", yscale="log", title="loss curves",
+             ylim=(0.7 * lowest, 1e3 * first))  # a diverging curve leaves the top  # fmt: skip
     left.legend(fontsize=7)
     xs = np.linspace(-2.1, 2.1, 100)
     right.scatter(x, y, s=14, color="k", label="data", zorder=3)
