@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
       0 on success, 1 for a failed comparison or a missing extra, 2 for a bad command line or
       value, 130 when interrupted.
+
+    Examples:
+      >>> main(["run", "no-such-experiment"])  # its one-line error goes to stderr
+      2
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     try:

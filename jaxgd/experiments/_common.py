@@ -85,6 +85,12 @@ def prepare_out_dir(out_dir) -> Path | None:
 
     Raises:
       OSError: `out_dir` cannot be created or written; the message names it and the reason.
+
+    Examples:
+      >>> import pathlib, tempfile
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     print(prepare_out_dir(pathlib.Path(tmp) / "a" / "b").is_dir())
+      True
     """
     if out_dir is None:
         return None
