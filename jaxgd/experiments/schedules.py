@@ -145,6 +145,7 @@ def _plot(curves, epochs, start):
     axes[0].set(xlabel="epoch", ylabel="training loss (BCE)", title="loss vs epochs",
                 ylim=(0, 1.25 * start))  # fmt: skip
     axes[1].set_xscale("symlog", linthresh=1)
+    axes[1].set_xlim(left=0)  # updates are never negative
     axes[1].set(xlabel="updates", title="vs updates (faint: batch losses)")
     axes[2].set(xlabel="wall time (s, after compilation)", title="vs wall time")
     axes[0].legend(fontsize=8)
