@@ -6,7 +6,7 @@ written for one example and batched with `jax.vmap`, checked step for step again
 
 __version__ = "0.1.0"
 
-from jaxgd import autograd, data, losses, metrics, models
+from jaxgd import autograd, compare, data, losses, metrics, models
 from jaxgd.autograd import per_example_grads, per_example_losses
 from jaxgd.loop import (
     DivergenceError,
@@ -21,11 +21,18 @@ from jaxgd.loop import (
     train_epoch,
     update_step,
 )
+from jaxgd.lr_find import LRFindResult, lr_find
 from jaxgd.metrics import accuracy, binary_accuracy
+from jaxgd.sweep import SweepResult, sweep
 
 __all__ = [
     "__version__",
     "autograd",
+    "compare",
+    "LRFindResult",
+    "lr_find",
+    "SweepResult",
+    "sweep",
     "data",
     "losses",
     "metrics",
