@@ -12,17 +12,27 @@ and the schedules differ only in the batches B of an epoch:
   (floor(n / m) with `drop_last=True`), as PyTorch's `DataLoader` makes them.
 
 The examples are visited in a new random order every epoch (`key`), in an order you give
-(`orders`, e.g. a PyTorch `DataLoader`'s, to replay a torch run), or in data order.
+(`orders`, e.g. a PyTorch `DataLoader`'s, to replay a torch run), or in data order. The random
+order of epoch e is a keyed permutation drawn without sorting (`_permutation(fold_in(key, e), n)`:
+a Feistel network with cycle walking, as format-preserving encryption builds one), because XLA's
+CPU sort behind `jax.random.permutation` takes about half a second for n = 10^6. It is a
+deterministic function of `(key, e, n)`, so a resumed run draws the orders of one long run; it is
+not the order `jax.random.permutation` would draw.
 
 The whole run is one compiled program: an outer `lax.scan` over epochs whose body is a
-`lax.scan` over that epoch's batches. A ragged last batch is padded to m rows and masked, so every
-step has one shape and its loss is the mean over its real examples. Recompiles happen only for a
-new `example_loss` or metric function, a new optax object, new shapes or dtypes, or a new
-`batch_size` / `epochs` / `drop_last`; a new learning rate given as a number, a new key, new
-orders and new data values of the same shapes reuse the compiled program.
+`lax.scan` over that epoch's batches, each gathered from the data by its row indices (sliced when
+the data are visited in order). A ragged last batch is padded to m rows and masked, so every
+step has one shape and its loss is the mean over its real examples. Divergence is checked once
+per epoch; only an epoch that met a non-finite value runs again update by update, to stop before
+the first one.
+
+Recompiles happen only for a new `example_loss` or metric function, a new optax object, new
+shapes or dtypes, or a new `batch_size` / `epochs` / `drop_last`; a new learning rate given as a
+number, a new key, new orders and new data values of the same shapes reuse the compiled program.
 """
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -169,6 +179,58 @@ def _batches(order, *, n: int, batch_size: int, drop_last: bool):
     return padded.reshape(num, batch_size), jnp.asarray(mask)
 
 
+def _mix(x: jax.Array) -> jax.Array:
+    """A 32-bit integer hash (MurmurHash3's finaliser), elementwise on uint32."""
+    x = (x ^ (x >> 16)) * jnp.uint32(0x85EBCA6B)
+    x = (x ^ (x >> 13)) * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def _permutation(key, n: int) -> jax.Array:
+    """A random permutation of range(n), shape (n,) int32, without sorting.
+
+    `jax.random.permutation` sorts random keys, and XLA's CPU sort takes ~0.5 s for n = 10^6.
+    Here i -> F(i) is a keyed bijection of [0, a*b), a = ceil(sqrt(n)), b >= n / a even: a
+    Feistel network on the digits i = hi * b + lo whose rounds add a hash of one digit and the
+    round's key to the other, mod a or b, as format-preserving encryption does. The values it
+    sends past n walk on, F(F(i)), ..., until they land in range ("cycle walking"), which keeps it
+    a bijection of range(n). Cost: a few elementwise passes over a*b < n + 2 sqrt(n) + 2 integers.
+    """
+    a = math.isqrt(max(n - 1, 0)) + 1  # ceil(sqrt(n)) < 2**16: `below` stays within uint32.
+    b = 2 * -(-n // (2 * a))  # Even: XLA:CPU is ~15x slower on elementwise loops of odd length.
+    rounds = 24 if n <= 2**16 else 6  # Small domains need more rounds to look uniform.
+    keys = jax.random.bits(key, (rounds,), jnp.uint32)
+
+    def below(x, m):  # A hash x mapped to [0, m): its top 16 bits, scaled (Lemire's reduction).
+        return ((x >> 16) * jnp.uint32(m)) >> 16
+
+    def add_mod(u, v, m):  # (u + v) mod m for u, v < m.
+        w = u + v
+        return jnp.where(w >= m, w - jnp.uint32(m), w)
+
+    def F(digits):
+        hi, lo = digits
+        for r in range(rounds):
+            if r % 2 == 0:
+                hi = add_mod(hi, below(_mix(lo ^ keys[r]), a), a)
+            else:
+                lo = add_mod(lo, below(_mix(hi ^ keys[r]), b), b)
+        return hi, lo
+
+    start = lax.broadcasted_iota(jnp.uint32, (a, b), 0), lax.broadcasted_iota(jnp.uint32, (a, b), 1)
+    # Walk on from F(i) >= n for every start i < n; each walk follows the cycle of F through i,
+    # so it ends (starts i >= n are not ours: they may cycle beyond n for ever).
+    walk = lambda d: (d[0] * b + d[1] >= n) & (start[0] * b + start[1] < n)
+    hi, lo = F(start)
+    if a * b > n:
+        hi, lo = lax.while_loop(
+            lambda d: jnp.any(walk(d)),
+            lambda d: jax.tree.map(functools.partial(jnp.where, walk(d)), F(d), d),
+            (hi, lo),
+        )
+    return (hi * b + lo).astype(jnp.int32).reshape(-1)[:n]
+
+
 def train_epoch(
     example_loss: Callable,
     params,
@@ -276,48 +338,70 @@ def _run(
     one = jax.tree.map(lambda a: a[0], (X, y))
     nan = jnp.full((), jnp.nan, jax.eval_shape(example_loss, state.params, *one).dtype)
 
-    def step(carry, batch):
-        params, opt_state, diverged, diverged_at, epoch, j = carry
-        xb, yb, mask = batch
-        loss, grads = jax.value_and_grad(batch_loss, argnums=1)(example_loss, params, xb, yb, mask)
+    def update(params, opt_state, batch):
+        """One update on `batch` = (xb, yb, mask); also whether it was all finite."""
+        loss, grads = jax.value_and_grad(batch_loss, argnums=1)(example_loss, params, *batch)
         new_params, new_state = _apply(params, grads, opt_state, tx, lr)
-        # Stop before applying an update whose loss, gradient or result is not finite.
         finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(new_params)
-        ok = ~diverged & finite
-        pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-        diverged_at = jnp.where(
-            ~diverged & ~finite, jnp.stack([epoch, j]).astype(jnp.int32), diverged_at
-        )
-        loss = jnp.where(diverged, nan, loss)
-        carry = (pick(new_params, params), pick(new_state, opt_state), diverged | ~finite)
-        return carry + (diverged_at, epoch, j + jnp.int32(1)), loss
+        return new_params, new_state, loss, finite
 
-    def train(state: _State, epoch, i):
-        carry = (
-            state.params,
-            state.opt_state,
-            state.diverged,
-            state.diverged_at,
-            epoch,
-            jnp.int32(0),
-        )
-        if plan.batch_size is None:
-            carry, loss = step(carry, (X, y, None))
-            return carry, loss[None]
+    def careful(params, opt_state, diverged_at, epoch, xs, get):
+        """The epoch again, stopping before the first update whose loss, gradient or result is
+        not finite: the last finite params stay, that update's loss is kept, later ones are NaN."""
+
+        def step(carry, x):
+            params, opt_state, diverged, diverged_at, j = carry
+            new_params, new_state, loss, finite = update(params, opt_state, get(x))
+            ok = ~diverged & finite
+            pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+            here = jnp.stack([epoch, j]).astype(jnp.int32)
+            diverged_at = jnp.where(~diverged & ~finite, here, diverged_at)
+            loss = jnp.where(diverged, nan, loss)
+            carry = (pick(new_params, params), pick(new_state, opt_state), diverged | ~finite)
+            return carry + (diverged_at, j + 1), loss
+
+        carry = (params, opt_state, jnp.array(False), diverged_at, jnp.int32(0))
+        (params, opt_state, diverged, diverged_at, _), losses = lax.scan(step, carry, xs)
+        return params, opt_state, diverged, diverged_at, losses
+
+    def batches(epoch, i):
+        """`(xs, get)`: the epoch's scan inputs, and `get(x)` -> (xb, yb, mask) of one step."""
+        m = plan.batch_size
+        num = plan.n // m if plan.drop_last else -(-plan.n // m)
+        if plan.shuffle == "none" and num * m <= plan.n:  # Slices of the data, no copy.
+            cut = lambda s: jax.tree.map(lambda a: lax.dynamic_slice_in_dim(a, s, m), (X, y))
+            return jnp.arange(0, num * m, m, dtype=jnp.int32), lambda s: (*cut(s), None)
         if plan.shuffle == "orders":
             order = orders[i]
         elif plan.shuffle == "key":
-            order = jax.random.permutation(jax.random.fold_in(key, epoch), plan.n)
+            order = _permutation(jax.random.fold_in(key, epoch), plan.n)
         else:
-            order = jnp.arange(plan.n)
-        idx, mask = _batches(order, n=plan.n, batch_size=plan.batch_size, drop_last=plan.drop_last)
+            order = jnp.arange(plan.n, dtype=jnp.int32)
+        idx, mask = _batches(order, n=plan.n, batch_size=m, drop_last=plan.drop_last)
+        return (idx, mask), lambda r: (*jax.tree.map(lambda a: a[r[0]], (X, y)), r[1])
 
-        def gather_step(carry, row):
-            rows, m = row
-            xb, yb = jax.tree.map(lambda a: a[rows], (X, y))
-            return step(carry, (xb, yb, m))
+    def train(state: _State, epoch, i):
+        """One epoch: `(params, opt_state, diverged, diverged_at)` and the updates' losses."""
+        if plan.batch_size is None:
+            xs, get = jnp.zeros(1), lambda _: (X, y, None)
+        else:
+            xs, get = batches(epoch, i)
 
-        return lax.scan(gather_step, carry, (idx, mask))
+        def fast(carry, x):  # No per-update select: divergence is rare, check the whole epoch.
+            params, opt_state, finite = carry
+            params, opt_state, loss, ok = update(params, opt_state, get(x))
+            return (params, opt_state, finite if tx is None else finite & ok), loss
+
+        carry = (state.params, state.opt_state, jnp.array(True))
+        (params, opt_state, finite), losses = lax.scan(fast, carry, xs)
+        if tx is None:  # A NaN or inf in `w - lr * g` stays there: the losses and params tell.
+            finite = jnp.all(jnp.isfinite(losses)) & _all_finite(params)
+        result = (params, opt_state, jnp.array(False), state.diverged_at, losses)
+        # Only if an update was not finite: redo the epoch update by update. A while loop rather
+        # than a cond, so that under `jax.vmap` it runs only when some member diverged.
+        redo = lambda r: careful(state.params, state.opt_state, state.diverged_at, epoch, xs, get)
+        result = lax.while_loop(lambda r: ~r[0], lambda r: (True, redo(r[1])), (finite, result))[1]
+        return result[:4], result[4]
 
     def evaluate(params):
         out = {}
@@ -401,7 +485,8 @@ def fit(
       batch_size: None for full-batch GD, 1 for SGD, m for mini-batch GD. A `batch_size` >= n is
         full batch, as PyTorch's `DataLoader` makes one batch of all n examples.
       key: a PRNG key: the examples are reshuffled every epoch (epoch e uses
-        `fold_in(key, e)`). None (and no `orders`): data order.
+        `fold_in(key, e)` and a sort-free permutation, see the module docstring). None (and no
+        `orders`): data order.
       orders: int array (epochs, n): each epoch's example order, e.g. a PyTorch `DataLoader`'s,
         to replay a torch run exactly. Exclusive with `key`.
       drop_last: drop the smaller last batch (floor(n/m) updates per epoch) as PyTorch's
@@ -443,7 +528,8 @@ def fit(
     _checks.check_callable(example_loss, "example_loss")
     epochs = _checks.check_int(epochs, "epochs", minimum=0)
     start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
-    X, y, n = _checks.check_data(data, "data")
+    shared = []  # NumPy arrays that the run reads in place.
+    X, y, n = _checks.check_data(_to_jax(data, shared), "data")
     _checks.check_params(params)
     tx, lr = _checks.check_learning_rate(optimizer)
     key = _checks.check_key(key)
@@ -475,7 +561,7 @@ def fit(
     for name, fn in metrics.items():
         _checks.check_example_fn(fn, params, X, y, f"metrics[{name!r}]", what="metric")
     if val_data is not None:
-        val_data = _checks.check_data(val_data, "val_data")[:2]
+        val_data = _checks.check_data(_to_jax(val_data, shared), "val_data")[:2]
     if early_stopping is not None:
         early_stopping = _check_early_stopping(early_stopping, metrics, val_data, eval_train)
     if callback is not None:
@@ -529,6 +615,8 @@ def fit(
             pieces.append((nan_rows(losses), {k: nan_rows(v) for k, v in evals.items()}))
             break
     result = _result(state, pieces, metrics)
+    if shared:
+        jax.block_until_ready(result)
     if on_divergence == "raise" and bool(result.diverged):
         raise DivergenceError(
             f"training diverged at epoch {int(result.diverged_epoch)}, update "
@@ -537,6 +625,27 @@ def fit(
             result,
         )
     return result
+
+
+def _to_jax(data, shared: list):
+    """Numeric NumPy arrays of a pair `(X, y)` as JAX arrays; anything else unchanged.
+
+    `jax.device_put` copies a NumPy array only when XLA cannot use it in place (it is not 64-byte
+    aligned), where `jnp.asarray` always copies, and slower. An array used in place is noted in
+    `shared`: `fit` then waits for its run to finish, so that writing to it later is safe.
+    """
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        return data
+
+    def put(a):
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
+            return a
+        out = jax.device_put(a)
+        if a.size and out.unsafe_buffer_pointer() == a.ctypes.data:
+            shared.append(a)
+        return out
+
+    return tuple(jax.tree.map(put, part) for part in data)
 
 
 def _pad_rows(rows, size):

@@ -362,3 +362,77 @@ def test_bad_input_is_refused_before_compiling(overrides, error, match):
     with pytest.raises(error, match=match):
         jaxgd.fit(args.pop("example_loss"), args.pop("params"), args.pop("data"), **args)
     assert loop._traces == before
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast paths of issue 5: the sort-free shuffle, the epoch-level divergence check, NumPy input.
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 13, 100, 1000, 1001, 65537])
+def test_shuffle_is_a_permutation(n):
+    order = np.asarray(loop._permutation(jax.random.key(n), n))
+    assert order.dtype == np.int32 and order.shape == (n,)
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+
+
+def test_shuffle_differs_between_epochs_and_looks_uniform():
+    key = jax.random.key(0)
+    first, second = (
+        np.asarray(loop._permutation(jax.random.fold_in(key, e), 1000)) for e in (0, 1)
+    )
+    assert not np.array_equal(first, second)
+    # n = 5: all 120 orders about equally often (chi-square, 119 degrees of freedom).
+    keys = jax.random.split(jax.random.key(1), 12_000)
+    orders = np.asarray(jax.jit(jax.vmap(lambda k: loop._permutation(k, 5)))(keys))
+    codes = orders @ 5 ** np.arange(5)
+    counts = np.unique(codes, return_counts=True)[1]
+    assert len(counts) == 120
+    expected = len(keys) / 120
+    assert ((counts - expected) ** 2 / expected).sum() < 180  # P(chi2_119 > 180) ~ 2e-4
+    # n = 1000: where example 0 lands is spread over the epoch.
+    keys = jax.random.split(jax.random.key(2), 500)
+    where = np.argmax(
+        np.asarray(jax.jit(jax.vmap(lambda k: loop._permutation(k, 1000)))(keys)) == 0, 1
+    )
+    assert abs(where.mean() - 499.5) < 50 and where.std() > 250
+
+
+def test_key_visits_every_example_once_per_epoch_in_the_documented_order():
+    X, y = make_data(n=40)
+    key = jax.random.key(3)
+    w = {"w": jnp.ones(3), "b": jnp.zeros(())}
+    # With a learning rate of 0 each update's loss is the loss of the example it visits.
+    r = jaxgd.fit(sq_loss, w, (X, y), epochs=3, optimizer=0.0, batch_size=1, key=key)
+    per_example = (X @ np.ones(3) - y) ** 2
+    orders = np.stack([loop._permutation(jax.random.fold_in(key, e), 40) for e in range(3)])
+    for e in range(3):
+        np.testing.assert_allclose(r.losses[e], per_example[orders[e]], rtol=1e-5)
+    assert len({tuple(o) for o in orders}) == 3
+    common = dict(epochs=3, optimizer=0.2, batch_size=7)
+    keyed = jaxgd.fit(logistic_loss, zeros(), (X, y), key=key, **common)
+    replay = jaxgd.fit(logistic_loss, zeros(), (X, y), orders=orders, **common)
+    np.testing.assert_allclose(keyed.losses, replay.losses, rtol=1e-6)
+
+
+def test_divergence_with_an_optax_optimizer_matches_plain_gd():
+    X = jnp.arange(1.0, 5.0)
+    f = lambda w, x, y: (w * x - y) ** 2
+    plain = jaxgd.fit(f, 1.0, (X, jnp.ones(4)), epochs=20, optimizer=1e3, batch_size=1)
+    tx = jaxgd.fit(f, 1.0, (X, jnp.ones(4)), epochs=20, optimizer=optax.sgd(1e3), batch_size=1)
+    assert bool(tx.diverged) and int(tx.diverged_epoch) == 1 and int(tx.diverged_update) == 2
+    np.testing.assert_allclose(tx.params, plain.params, rtol=1e-6)
+    np.testing.assert_array_equal(np.isnan(tx.losses), np.isnan(plain.losses))
+
+
+def test_numpy_data_used_in_place_is_safe_to_overwrite_after_fit():
+    X, y = make_data(n=64)
+    buffer = np.empty(X.size + 16, np.float32)  # 64-byte aligned: XLA reads it in place
+    start = (-buffer.ctypes.data % 64) // 4
+    aligned = buffer[start : start + X.size].reshape(X.shape)
+    aligned[...] = X
+    common = dict(epochs=2, optimizer=0.3, batch_size=8, key=jax.random.key(0))
+    r = jaxgd.fit(logistic_loss, zeros(), (aligned, y), **common)
+    aligned[...] = np.nan
+    ref = jaxgd.fit(logistic_loss, zeros(), (jnp.asarray(X), y), **common)
+    np.testing.assert_array_equal(r.losses, ref.losses)
+    np.testing.assert_array_equal(r.params["w"], ref.params["w"])
