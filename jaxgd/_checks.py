@@ -20,8 +20,9 @@ def check_callable(value, name: str):
 def check_int(value, name: str, *, minimum: int, fix: str = "") -> int:
     """An integer >= `minimum` (bools and floats such as 2.0 are refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        shown = repr(value) if isinstance(value, str) else value  # 2.0, not np.float64(2.0)
         raise TypeError(
-            f"`{name}` must be an integer >= {minimum}, got {type(value).__name__} {value!r}.{fix}"
+            f"`{name}` must be an integer >= {minimum}, got {type(value).__name__} {shown}.{fix}"
         )
     if value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value}.{fix}")

@@ -1,0 +1,477 @@
+"""A catalogue of bad input across jaxgd: one row per mistake a user makes.
+
+Every row names the call, the exception it must raise and the words its message must hold: the
+argument in backticks, what was seen (a shape, a dtype, a value) and the fix. API rows also check
+that the error is raised by jaxgd's own checks (the last frame of the traceback is in the jaxgd
+package, not deep inside JAX or XLA) and that nothing was compiled (`fit`, `sweep` and `lr_find`
+count their traces). CLI rows run `jaxgd.cli.main` in-process: exit status 2, one line on stderr,
+no traceback, and no result file written.
+
+The modules' own tests hold more rows of their kind (tests/test_loop.py's BAD, test_losses.py's
+BAD_INPUT, test_models.py, test_data.py's bad files, test_sweep.py, test_lr_find.py, test_cli.py);
+this file is the cross-library table and does not repeat them row for row.
+"""
+
+import json
+import os
+import pathlib
+import re
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd import cli, loop, losses, models
+from jaxgd import lr_find as lr_find_module
+from jaxgd import sweep as sweep_module
+from jaxgd.lr_find import lr_find
+from jaxgd.sweep import sweep
+
+JAXGD_DIR = pathlib.Path(jaxgd.__file__).parent
+
+
+def sq_loss(p, x, y):
+    """Squared error of a linear model on ONE example (independent of jaxgd.losses)."""
+    return (x @ p["w"] + p["b"] - y) ** 2
+
+
+X = np.linspace(-1, 1, 10, dtype=np.float32).reshape(5, 2)
+Y = np.array([0.0, 1.0, 0.0, 1.0, 1.0], np.float32)
+P = {"w": jnp.zeros(2), "b": jnp.zeros(())}
+KEY = jax.random.key(0)
+
+
+def fit(**overrides):
+    """`jaxgd.fit` on a good 5-example problem, with `overrides` making it bad."""
+    args = dict(example_loss=sq_loss, params=P, data=(X, Y), epochs=2, optimizer=0.1)
+    args.update(overrides)
+    return jaxgd.fit(args.pop("example_loss"), args.pop("params"), args.pop("data"), **args)
+
+
+def run_sweep(**overrides):
+    args = dict(example_loss=sq_loss, params=P, data=(X, Y), epochs=2, learning_rates=[0.1, 0.2])
+    args.update(overrides)
+    return sweep(args.pop("example_loss"), args.pop("params"), args.pop("data"), **args)
+
+
+def run_lr_find(**overrides):
+    args = dict(example_loss=sq_loss, params=P, data=(X, Y), batch_size=2)
+    args.update(overrides)
+    return lr_find(args.pop("example_loss"), args.pop("params"), args.pop("data"), **args)
+
+
+class Bad(NamedTuple):
+    """One row: `call()` must raise `error` whose message matches `match` (a regex)."""
+
+    name: str
+    call: Any
+    error: type
+    match: str
+
+
+def esc(text: str) -> str:
+    return re.escape(text)
+
+
+CATALOGUE = [
+    # ---------------------------------------------------------------- shapes, broadcasting
+    Bad("losses: targets (n, 1) against predictions (n,)",
+        lambda: losses.binary_cross_entropy_with_logits(jnp.zeros(3), jnp.zeros((3, 1))),
+        ValueError, esc("`targets` has shape (3, 1) but `logits` has shape (3,); they must be "
+                        "equal") + ".*" + esc("Fix: pass `targets.reshape(logits.shape)`")),
+    Bad("losses: a weight that would enlarge the loss",
+        lambda: losses.binary_cross_entropy(jnp.full(3, 0.5), jnp.ones(3), weight=jnp.ones((2, 3))),
+        ValueError, esc("`weight` has shape (2, 3), which does not broadcast to the predictions' "
+                        "shape (3,)") + ".*" + esc("Fix: give `weight` shape (3,)")),
+    Bad("losses: one label per class instead of one per example",
+        lambda: losses.cross_entropy(jnp.zeros((4, 3)), jnp.zeros((4, 3), jnp.int32)),
+        ValueError, esc("`labels` has shape (4, 3) but `logits` has shape (4, 3); labels must have "
+                        "shape `logits.shape[:-1]` = (4,)")),
+    Bad("models: a batch given to a one-example model",
+        lambda: models.logistic_regression(P, jnp.ones((5, 2))),
+        ValueError, esc("`x` must have shape (2,) for `linear`; got shape (5, 2).") + ".*"
+        + esc("batch it with `jax.vmap(linear, in_axes=(None, 0))(params, X)`")),
+    Bad("models: x with the wrong number of features",
+        lambda: models.mlp(models.mlp_init(key=KEY, sizes=(3, 2, 1)), jnp.ones(4)),
+        ValueError, esc("`x` must have shape (3,) for `mlp`; got shape (4,)")),
+    Bad("fit: X and y with different numbers of examples (a pytree X)",
+        lambda: fit(data=({"a": X, "b": X[:4]}, Y)),
+        ValueError, esc("`data`: X and y must have the same number of examples (leading axis), got "
+                        "X['a']: 5, X['b']: 4, y: 5.")),
+    Bad("fit: y of shape (n, 1) makes the loss of one example (1,)",
+        lambda: fit(data=(X, Y[:, None])),
+        ValueError, esc("`example_loss` must return a scalar loss for ONE example, got shape (1,) "
+                        "(one example: x of shape (2,), y of shape (1,))") + ".*"
+        + esc("pass y of shape (n,), e.g. `y.reshape(-1)`")),
+    Bad("fit: X with more features than the params",
+        lambda: fit(data=(np.ones((5, 3), np.float32), Y)),
+        TypeError, esc("`example_loss(params, x, y)` failed on one example (x of shape (3,), y of "
+                       "shape ())") + ".*contracting dimensions"),
+    Bad("fit: data that is not a pair",
+        lambda: fit(data=(X, Y, Y)),
+        TypeError, esc("`data` must be a pair `(X, y)` of arrays sharing the leading axis, got "
+                       "tuple of length 3.")),
+    Bad("fit: a scalar where the data needs an axis of examples",
+        lambda: fit(data=(X, np.float32(1.0))),
+        ValueError, esc("`data` y is a scalar; data arrays need a leading axis of examples, shape "
+                        "(n, ...).")),
+    Bad("sweep: init_params whose leaves disagree on K",
+        lambda: run_sweep(params=None, learning_rates=None,
+                          init_params={"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)}),
+        ValueError, esc("`init_params` leaves must all have the same leading axis K (one row per "
+                        "member)") + ".*" + esc("Stack members with `jax.tree.map(lambda *a: "
+                                                "jnp.stack(a), ...)`")),
+    # ---------------------------------------------------------------- dtypes: ints, bools, complex
+    Bad("losses: integer predictions",
+        lambda: losses.l1_loss(jnp.arange(3), jnp.zeros(3)),
+        TypeError, esc("`predictions` must be a real floating-point array; got dtype int32. Fix: "
+                       "cast it, e.g. `predictions.astype(jnp.float32)`.")),
+    Bad("losses: bool logits",
+        lambda: losses.mnist_loss(jnp.ones(3, bool), jnp.ones(3)),
+        TypeError, esc("`predictions` must be a real floating-point array; got dtype bool.")),
+    Bad("losses: complex targets",
+        lambda: losses.binary_cross_entropy(jnp.full(2, 0.5), jnp.ones(2, jnp.complex64)),
+        TypeError, esc("`targets` must be real (bool, integer or float); got dtype complex64. Fix: "
+                       "pass `jnp.real(targets)`")),
+    Bad("models: an integer dtype for the params",
+        lambda: models.relu_sum_init(key=KEY, k=3, dtype=jnp.int32),
+        TypeError, esc("`dtype` must be a floating dtype such as jnp.float32; got int32.")),
+    Bad("fit: an int leaf in params",
+        lambda: fit(params={"w": jnp.zeros(2), "b": 0}),
+        TypeError, esc("`params`['b'] has dtype int32; gradients need floating-point params. Use "
+                       "e.g. `jnp.asarray(value, dtype=jnp.float32)` or `1.0` instead of `1`.")),
+    Bad("fit: a bool leaf in params",
+        lambda: fit(params={"w": jnp.zeros(2), "b": True}),
+        TypeError, esc("`params`['b'] must be a float array, got bool: True.")),
+    Bad("fit: complex params",
+        lambda: fit(params={"w": jnp.zeros(2, jnp.complex64), "b": jnp.zeros(())}),
+        TypeError, esc("`params`['w'] has dtype complex64; gradients need floating-point params.")),
+    Bad("fit: complex targets",
+        lambda: fit(data=(X, Y.astype(np.complex64))),
+        TypeError, esc("`data` y has complex dtype complex64; jaxgd trains on real numbers.")),
+    Bad("fit: strings as features",
+        lambda: fit(data=(np.full((5, 2), "1.0"), Y)),
+        TypeError, esc("`data` X has non-numeric dtype <U3.")),
+    Bad("fit: a loss that returns an integer",
+        lambda: fit(example_loss=lambda p, x, y: jnp.int32(1)),
+        TypeError, esc("`example_loss` must return a floating-point loss, got dtype int32.")),
+    Bad("sweep: bool learning rates",
+        lambda: run_sweep(learning_rates=[True, False]),
+        TypeError, esc("`learning_rates` must hold real numbers, got dtype bool.")),
+    # ---------------------------------------------------------------- NaN and inf
+    Bad("fit: inf in the targets",
+        lambda: fit(data=(X, np.where(Y > 0, np.inf, 0).astype(np.float32))),
+        ValueError, esc("`data` y holds 3 non-finite value(s) (NaN or inf); clean or impute them "
+                        "before training.")),
+    Bad("fit: NaN in the validation data",
+        lambda: fit(val_data=(np.where(X > 0, np.nan, X), Y)),
+        ValueError, esc("`val_data` X holds 5 non-finite value(s) (NaN or inf)")),
+    Bad("fit: NaN in the params",
+        lambda: fit(params={"w": jnp.array([0.0, jnp.nan]), "b": jnp.zeros(())}),
+        ValueError, esc("`params`['w'] holds NaN or inf; start from finite parameters.")),
+    Bad("sweep: inf in one member's init_params",
+        lambda: run_sweep(params=None, learning_rates=None,
+                          init_params={"w": jnp.array([[0.0, 0.0], [0.0, jnp.inf]]),
+                                       "b": jnp.zeros(2)}),
+        ValueError, esc("`init_params`['w'] holds NaN or inf; start from finite parameters.")),
+    Bad("lr_find: NaN in the features",
+        lambda: run_lr_find(data=(np.full_like(X, np.nan), Y)),
+        ValueError, esc("`data` X holds 10 non-finite value(s) (NaN or inf)")),
+    # ---------------------------------------------------------------- empty data
+    Bad("fit: no examples",
+        lambda: fit(data=(X[:0], Y[:0])),
+        ValueError, esc("`data` has no examples (n = 0); pass at least one.")),
+    Bad("sweep: no examples",
+        lambda: run_sweep(data=(X[:0], Y[:0])),
+        ValueError, esc("`data` has no examples (n = 0); pass at least one.")),
+    Bad("lr_find: no examples",
+        lambda: run_lr_find(data=(X[:0], Y[:0])),
+        ValueError, esc("`data` has no examples (n = 0); pass at least one.")),
+    Bad("fit: an X that holds no arrays",
+        lambda: fit(data=({}, Y)),
+        ValueError, esc("`data`: X holds no arrays.")),
+    # ---------------------------------------------------------------- batch sizes and epochs
+    Bad("fit: a float batch size",
+        lambda: fit(batch_size=2.5),
+        TypeError, esc("`batch_size` must be an integer >= 1, got float 2.5. Use None for "
+                       "full-batch gradient descent.")),
+    Bad("fit: a bool batch size",
+        lambda: fit(batch_size=True),
+        TypeError, esc("`batch_size` must be an integer >= 1, got bool True.")),
+    Bad("fit: a negative batch size",
+        lambda: fit(batch_size=-3),
+        ValueError, esc("`batch_size` must be an integer >= 1, got -3.")),
+    Bad("fit: a batch size from a string",
+        lambda: fit(batch_size="2"),
+        TypeError, esc("`batch_size` must be an integer >= 1, got str '2'.")),
+    Bad("fit: epochs as a float",
+        lambda: fit(epochs=np.float64(2.0)),
+        TypeError, esc("`epochs` must be an integer >= 0, got float64 2.0.")),
+    Bad("fit: epochs None",
+        lambda: fit(epochs=None),
+        TypeError, esc("`epochs` must be an integer >= 0, got NoneType None.")),
+    Bad("sweep: a negative batch size",
+        lambda: run_sweep(batch_size=-1),
+        ValueError, esc("`batch_size` must be an integer >= 1, got -1.")),
+    Bad("lr_find: a float batch size",
+        lambda: run_lr_find(batch_size=2.0),
+        TypeError, esc("`batch_size` must be an integer >= 1, got float 2.0. Use None for the full "
+                       "batch every step.")),
+    Bad("lr_find: a float number of steps",
+        lambda: run_lr_find(num_steps=10.5),
+        TypeError, esc("`num_steps` must be an integer >= 2, got float 10.5.")),
+    # ---------------------------------------------------------------- learning rates
+    Bad("fit: an infinite learning rate",
+        lambda: fit(optimizer=float("inf")),
+        ValueError, esc("`optimizer` as a learning rate must be finite and >= 0, got inf.")),
+    Bad("fit: a negative learning rate as a 0-d array",
+        lambda: fit(optimizer=jnp.array(-0.5)),
+        ValueError, esc("`optimizer` as a learning rate must be finite and >= 0, got -0.5.")),
+    Bad("fit: one learning rate per member given to fit",
+        lambda: fit(optimizer=jnp.array([0.1, 0.2])),
+        TypeError, esc("`optimizer` must be an optax GradientTransformation (e.g. `optax.sgd(0.1)`) "
+                       "or a learning rate (a number), got ArrayImpl")),
+    Bad("fit: a complex learning rate",
+        lambda: fit(optimizer=0.1j),
+        TypeError, esc("`optimizer` must be an optax GradientTransformation") + ".*" + esc("got complex: 0.1j")),
+    Bad("sweep: an infinite learning rate among the members",
+        lambda: run_sweep(learning_rates=[0.1, 0.2, np.inf]),
+        ValueError, esc("`learning_rates` must be finite and >= 0; member 2 is inf.")),
+    Bad("lr_find: an infinite max_lr",
+        lambda: run_lr_find(max_lr=np.inf),
+        ValueError, esc("`max_lr` must be finite and > 0, got inf.")),
+    Bad("lr_find: a negative min_lr",
+        lambda: run_lr_find(min_lr=-1e-3),
+        ValueError, esc("`min_lr` must be finite and > 0, got -0.001.")),
+    # ---------------------------------------------------------------- orders
+    Bad("fit: orders with an index past n",
+        lambda: fit(orders=np.array([[0, 1, 2, 3, 5], [0, 1, 2, 3, 4]])),
+        ValueError, esc("`orders`[0] is not a permutation of range(5): each epoch must visit every "
+                        "example exactly once.")),
+    Bad("fit: orders with a negative index in the second epoch",
+        lambda: fit(orders=np.array([[4, 3, 2, 1, 0], [-1, 1, 2, 3, 4]])),
+        ValueError, esc("`orders`[1] is not a permutation of range(5)")),
+    Bad("fit: one order for every epoch given as a single row",
+        lambda: fit(orders=np.arange(5)),
+        ValueError, esc("`orders` must have shape (epochs, n) = (2, 5), got (5,): one permutation "
+                        "of range(n) per epoch.")),
+    Bad("fit: orders as booleans",
+        lambda: fit(orders=np.ones((2, 5), bool)),
+        TypeError, esc("`orders` must be an integer array, got dtype bool.")),
+    # ---------------------------------------------------------------- non-scalar losses
+    Bad("fit: a loss that returns one value per feature",
+        lambda: fit(example_loss=lambda p, x, y: (x * p["w"] - y) ** 2),
+        ValueError, esc("`example_loss` must return a scalar loss for ONE example, got shape (2,)")
+        + ".*" + esc("jaxgd vmaps it over the batch itself")),
+    Bad("fit: a loss that returns a tuple",
+        lambda: fit(example_loss=lambda p, x, y: (sq_loss(p, x, y), 0.0)),
+        ValueError, esc("`example_loss` must return a scalar loss for ONE example, got shape tuple")),
+    Bad("fit: a metric that returns a vector",
+        lambda: fit(metrics={"err": lambda p, x, y: x - y}),
+        ValueError, esc("`metrics['err']` must return a scalar metric for ONE example, got shape "
+                        "(2,)")),
+    Bad("sweep: a batched loss (mean over the batch inside)",
+        lambda: run_sweep(example_loss=lambda p, x, y: losses.mse_loss(x @ p["w"], y[None])),
+        ValueError, esc("`example_loss(params, x, y)` failed on one example") + ".*"
+        + esc("`targets` has shape (1,) but `predictions` has shape ()")),
+    Bad("lr_find: a loss with reduction='none'",
+        lambda: run_lr_find(example_loss=lambda p, x, y: losses.l1_loss(x, x, reduction="none")),
+        ValueError, esc("`example_loss` must return a scalar loss for ONE example, got shape (2,)")),
+    # ---------------------------------------------------------------- params that are not float pytrees
+    Bad("fit: params None",
+        lambda: fit(params=None),
+        ValueError, esc("`params` holds no arrays; pass e.g. `{'w': jnp.zeros(d), 'b': 0.0}`.")),
+    Bad("fit: a string leaf in params",
+        lambda: fit(params={"w": jnp.zeros(2), "b": "0.0"}),
+        TypeError, esc("`params`['b'] must be a float array, got str: '0.0'. Params are a pytree "
+                       "(dict, list, tuple) of float arrays")),
+    Bad("fit: params that are an arbitrary object",
+        lambda: fit(params=object()),
+        TypeError, esc("`params` must be a float array, got object")),
+    Bad("lr_find: integer params",
+        lambda: run_lr_find(params={"w": np.zeros(2, np.int64), "b": np.zeros((), np.int64)}),
+        TypeError, esc("`params`['b'] has dtype int64; gradients need floating-point params.")),
+    Bad("models: params without the model's keys",
+        lambda: models.linear({"weight": jnp.ones(2), "bias": 0.0}, jnp.ones(2)),
+        TypeError, esc("`params` must be a dict with keys ['w', 'b'] (as made by `linear_init`); "
+                       "got ['bias', 'weight'].")),
+    # ---------------------------------------------------------------- keys that are not keys
+    Bad("fit: an int seed as the key",
+        lambda: fit(key=42),
+        TypeError, esc("`key` must be a PRNG key such as `jax.random.key(0)`, got int 42.")),
+    Bad("fit: K split keys given as one key",
+        lambda: fit(key=jax.random.split(KEY, 3)),
+        TypeError, esc("`key` must be a PRNG key such as `jax.random.key(0)`, got key<fry> of "
+                       "shape (3,).")),
+    Bad("fit: a float array as the key",
+        lambda: fit(key=np.zeros(2, np.float32)),
+        TypeError, esc("`key` must be a PRNG key such as `jax.random.key(0)`, got float32 of "
+                       "shape (2,).")),
+    Bad("sweep: one key where K are needed",
+        lambda: run_sweep(learning_rates=None, keys=KEY),
+        TypeError, esc("`keys` must hold K PRNG keys, one per member, e.g. "
+                       "`jax.random.split(jax.random.key(0), K)`, got key<fry> of shape ().")),
+    Bad("lr_find: a string as the key",
+        lambda: run_lr_find(key="seed"),
+        TypeError, esc("`key` must be a PRNG key such as `jax.random.key(0)`, got str 'seed'.")),
+    Bad("models: an initialiser without a key",
+        lambda: models.mlp_init(key=None, sizes=(2, 1)),
+        TypeError, esc("`key` must be a PRNG key such as `key=jax.random.key(0)`, got None.")),
+]  # fmt: skip
+
+
+def _counters():
+    return loop._traces, sweep_module._traces, lr_find_module._traces
+
+
+def _raised_by_jaxgd(excinfo) -> bool:
+    """The exception was raised in jaxgd's own code (its checks), not deep inside JAX."""
+    last = pathlib.Path(str(excinfo.traceback[-1].path)).resolve()
+    return JAXGD_DIR in last.parents
+
+
+@pytest.mark.parametrize("case", CATALOGUE, ids=[case.name for case in CATALOGUE])
+def test_bad_input_is_refused_with_a_clear_message(case):
+    before = _counters()
+    with pytest.raises(case.error, match=case.match) as excinfo:
+        case.call()
+    assert _raised_by_jaxgd(excinfo), excinfo.traceback[-1]
+    assert _counters() == before  # refused before anything was compiled
+
+
+def test_the_catalogue_covers_every_part_of_the_library():
+    names = [case.name for case in CATALOGUE] + [case.name for case in CLI_CATALOGUE]
+    assert len(set(names)) == len(names) >= 30
+    for part in ("losses", "models", "fit", "sweep", "lr_find", "cli"):
+        assert any(name.startswith(part + ":") for name in names), part
+
+
+# -------------------------------------------------------------------------------------- CLI
+
+TOY_HEADER = "x1\tx2\tlabel\n"
+FILES = {
+    "toy_columns.txt": TOY_HEADER + "0.77\t-1.14\t0\n3.88\t0.65\n",
+    "toy_no_header.txt": "0.77\t-1.14\t0\n3.88\t0.65\t1\n",
+    "toy_cell.txt": TOY_HEADER + "0.77\t-1.14\t0\n3.88\tabc\t1\n",
+    "toy_empty.txt": "",
+    "bank_header.csv": "variance,skewness,curtosis,entropy,class\n3.62,8.67,-2.81,-0.45,0\n",
+    "bank_columns.csv": "3.62,8.67,-2.81,-0.45,0\n-1.40,3.32,-1.39,1\n",
+    "bank_cell.csv": "3.62,8.67,-2.81,-0.45,0\n-1.40,3.32,n/a,-1.99,1\n",
+    "bank_label.csv": "3.62,8.67,-2.81,-0.45,0\n-1.40,3.32,-1.39,-1.99,2\n",
+}
+
+
+class Cli(NamedTuple):
+    """One row: `jaxgd ARGV` exits 2 with one line on stderr that matches `match`."""
+
+    name: str
+    argv: list
+    match: str
+
+
+CLI_CATALOGUE = [
+    # unknown names and options
+    Cli("cli: an unknown experiment", ["run", "logistc"],
+        esc("jaxgd run: error: unknown experiment 'logistc'; choose one of: ") + ".*logistic"),
+    Cli("cli: an unknown command", ["train", "logistic"],
+        esc("jaxgd: error: argument COMMAND: invalid choice: 'train'")),
+    Cli("cli: an option of another experiment", ["run", "logistic", "--train-size", "10"],
+        esc("jaxgd run logistic: error: unknown option --train-size; this experiment's options: "
+            "--data, --epochs, --batch-size, --lr, --seed")),
+    Cli("cli: torch's name for the learning rate", ["run", "banknote", "--learning-rate", "0.1"],
+        esc("unknown option --learning-rate; this experiment's options:") + ".*--lr"),
+    Cli("cli: a flag given a value", ["run", "logistic", "--quick=yes"],
+        esc("argument --quick: ignored explicit argument 'yes'")),
+    Cli("cli: an option without a value", ["run", "banknote", "--data"],
+        esc("jaxgd run banknote: error: option --data needs a value")),
+    # integers and learning rates
+    Cli("cli: a float number of epochs", ["run", "logistic", "--epochs", "2.5"],
+        esc("jaxgd run logistic: error: --epochs expects an integer, got '2.5'")),
+    Cli("cli: a zero batch size", ["run", "banknote", "--batch-size", "0"],
+        esc("jaxgd: error: `batch_size` must be an integer >= 1, got 0. Use None for full-batch "
+            "gradient descent.")),
+    Cli("cli: a float train size", ["run", "banknote", "--train-size", "0.8"],
+        esc("jaxgd run banknote: error: --train-size expects an integer, got '0.8'")),
+    Cli("cli: a train size that leaves nothing to validate",
+        ["run", "banknote", "--train-size", "1372"],
+        esc("jaxgd: error: `train_size` must be between 1 and 1371 for 1372 examples, got 1372")),
+    Cli("cli: a negative learning rate", ["run", "logistic", "--lr", "-0.05"],
+        esc("jaxgd: error: `optimizer` as a learning rate must be finite and >= 0, got -0.05.")),
+    Cli("cli: a NaN learning rate", ["run", "banknote", "--lr", "nan"],
+        esc("jaxgd: error: `optimizer` as a learning rate must be finite and >= 0, got nan.")),
+    Cli("cli: a learning rate that is not a number", ["run", "logistic", "--lr", "fast"],
+        esc("jaxgd run logistic: error: --lr expects a number, got 'fast'")),
+    # data files
+    Cli("cli: a toy file with a short row", ["run", "logistic", "--data", "{dir}/toy_columns.txt"],
+        esc("toy file '") + ".*" + esc("toy_columns.txt', line 3 has 2 columns, expected 3 "
+                                       "tab-separated columns (x1, x2, label).")),
+    Cli("cli: a toy file without its header", ["run", "logistic", "--data", "{dir}/toy_no_header.txt"],
+        esc("toy_no_header.txt', line 1: no header; expected the header line 'x1 x2 label' "
+            "(tab-separated) before the numbers.")),
+    Cli("cli: a toy file with a word for a number", ["run", "logistic", "--data", "{dir}/toy_cell.txt"],
+        esc("toy_cell.txt', line 3, column 2 (x2): 'abc' is not a number.")),
+    Cli("cli: an empty toy file", ["run", "logistic", "--data", "{dir}/toy_empty.txt"],
+        esc("toy_empty.txt' is empty; expected 3 tab-separated columns (x1, x2, label).")),
+    Cli("cli: a banknote file with a header", ["run", "banknote", "--data", "{dir}/bank_header.csv"],
+        esc("bank_header.csv', line 1 looks like a header (variance, skewness, curtosis, entropy, "
+            "class); this file has no header: delete that line.")),
+    Cli("cli: a banknote row with 4 columns", ["run", "banknote", "--data", "{dir}/bank_columns.csv"],
+        esc("bank_columns.csv', line 2 has 4 columns, expected 5 comma-separated columns "
+            "(variance, skewness, curtosis, entropy, class).")),
+    Cli("cli: a banknote cell that is not a number", ["run", "banknote", "--data", "{dir}/bank_cell.csv"],
+        esc("bank_cell.csv', line 2, column 3 (curtosis): 'n/a' is not a number.")),
+    Cli("cli: a banknote label that is not 0 or 1", ["run", "banknote", "--data", "{dir}/bank_label.csv"],
+        esc("bank_label.csv', line 2: label '2' is not 0 or 1 (two classes).")),
+    Cli("cli: a banknote file that does not exist", ["run", "banknote", "--data", "{dir}/missing.csv"],
+        esc("jaxgd: error: banknote file not found: '") + ".*" + esc("missing.csv'; check the path.")),
+    Cli("cli: a folder given as the data file", ["run", "logistic", "--data", "{dir}"],
+        esc("jaxgd: error: cannot read toy file '") + ".*Is a directory"),
+    Cli("cli: a binary file given as the data file", ["run", "banknote", "--data", "{dir}/binary.csv"],
+        esc("jaxgd: error: cannot read banknote file '") + ".*binary.csv.*can't decode byte 0xff"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad-data")
+    for name, text in FILES.items():
+        (folder / name).write_text(text)
+    (folder / "binary.csv").write_bytes(b"\xff\xfe\x00\x81 3.62,8.67\n")
+    return folder
+
+
+@pytest.mark.parametrize("case", CLI_CATALOGUE, ids=[case.name for case in CLI_CATALOGUE])
+def test_bad_command_line_exits_2_with_one_line(case, bad_files, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [arg.replace("{dir}", str(bad_files)) for arg in case.argv]
+    if argv[0] == "run":
+        argv += ["--out", str(out), "--quiet"]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert re.search(case.match, lines[0]), lines[0]
+    assert captured.out == ""
+    assert not out.exists() or os.listdir(out) == []  # no result file, not even a partial one
+
+
+# -------------------------------------------------------------------------------------- faults
+
+
+def test_cli_reports_divergence_as_a_result_not_a_crash(tmp_path, capsys):
+    """A learning rate far too large: the run stops before the first non-finite update."""
+    argv = ["run", "learning_rate", "--quick", "--json", "--quiet", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and captured.err == ""
+    results = json.loads(captured.out)
+    too_large = results["runs"]["too large"]
+    assert too_large["diverged"] is True
+    assert too_large["diverged_epoch"] >= 0 and too_large["diverged_update"] == 0  # full batch
+    assert np.isfinite(too_large["params"]).all()  # the last finite params
+    assert not any(run["diverged"] for name, run in results["runs"].items() if name != "too large")
+    assert sorted(os.listdir(tmp_path)) == ["learning_rate.png", "results.json"]
