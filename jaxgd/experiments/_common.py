@@ -207,6 +207,15 @@ def reporting(factory: Callable | None):
         _reporter.reset(token)
 
 
+def _refuse_zero_epochs(options: dict) -> None:
+    """`jaxgd.fit` allows 0 epochs; an experiment reports its last epoch, so it needs one."""
+    if options.get("epochs") == 0 and not isinstance(options.get("epochs"), bool):
+        raise ValueError(
+            "`epochs` must be >= 1 in an experiment, got 0: its tables and plots report the "
+            "last epoch. Use --quick for the smallest run."
+        )
+
+
 def fit(example_loss, params, data, *, label: str = "fit", callback=None, **options):
     """`jaxgd.fit`, reporting progress between compiled chunks when a reporter is installed.
 
@@ -221,6 +230,7 @@ def fit(example_loss, params, data, *, label: str = "fit", callback=None, **opti
     """
     import jaxgd
 
+    _refuse_zero_epochs(options)
     factory = _reporter.get()
     epochs = options.get("epochs")
     if factory is None or not isinstance(epochs, int) or epochs < 1:
@@ -259,6 +269,7 @@ def timed_fit(example_loss, params, data, **options):
 
     import jaxgd
 
+    _refuse_zero_epochs(options)
     jax.block_until_ready(jaxgd.fit(example_loss, params, data, **options))  # compiles
     start = time.perf_counter()
     result = jax.block_until_ready(jaxgd.fit(example_loss, params, data, **options))

@@ -50,6 +50,8 @@ def run(
     _common.prepare_out_dir(out_dir)
     epochs = 40 if quick else epochs
     lrs = tuple(lrs)
+    if not lrs:
+        raise ValueError("`lrs` must hold at least one learning rate, e.g. --lrs 0.001,0.1,0.5.")
     x, y = data.quadratic_data()
     abc = jnp.full((3,), start, jnp.float32)
     names = _NAMES if len(lrs) == 3 else tuple(f"lr={lr:g}" for lr in lrs)

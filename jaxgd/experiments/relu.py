@@ -47,6 +47,8 @@ def run(
     if quick:
         ks, epochs = (1, 2), 100
     ks = tuple(ks)
+    if not ks:
+        raise ValueError("`ks` must hold at least one number of terms, e.g. --ks 1,2,4.")
     x, y = data.quadratic_data()  # the same 20 points as the quadratic experiment
     fits = {}
     for k in ks:
