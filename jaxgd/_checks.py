@@ -5,6 +5,7 @@ Every check runs on the host before anything is traced, so a bad argument gives 
 """
 
 import numbers
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -87,6 +88,58 @@ def check_data(data, name: str = "data"):
     if n == 0:
         raise ValueError(f"`{name}` has no examples (n = 0); pass at least one.")
     return X, y, n
+
+
+def check_val_data(val_data, X, y, name: str = "val_data"):
+    """`val_data` as `check_data`, with examples shaped like the training data's. Returns (X, y)."""
+    X_val, y_val, _ = check_data(val_data, name)
+    for part, train, val in (("X", X, X_val), ("y", y, y_val)):
+        want = jax.tree.map(lambda a: tuple(jnp.shape(a)[1:]), train)
+        seen = jax.tree.map(lambda a: tuple(jnp.shape(a)[1:]), val)
+        same = jax.tree.structure(want) == jax.tree.structure(seen) and all(
+            a == b for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(seen), strict=True)
+        )
+        if not same:
+            raise ValueError(
+                f"`{name}` {part} has examples of shape {seen}, but `data` {part} has examples of "
+                f"shape {want}; validation examples must look like training examples (same "
+                "features, same preprocessing)."
+            )
+    return X_val, y_val
+
+
+def check_metrics(metrics, name: str = "metrics") -> dict:
+    """None or a mapping `{name: metric(params, x, y) -> scalar}`; returns a dict."""
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise TypeError(
+            f"`{name}` must be a dict {{name: metric(params, x, y) -> scalar}}, e.g. "
+            f"`{{'accuracy': jaxgd.binary_accuracy(model)}}`, got {type(metrics).__name__}."
+        )
+    for key, fn in metrics.items():
+        check_callable(fn, f"{name}[{key!r}]")
+    return dict(metrics)
+
+
+def check_opt_state(opt_state, tx, params, name: str = "opt_state"):
+    """A resumed `opt_state` must have the structure and shapes of `tx.init(params)`."""
+    if opt_state is None or tx is None:
+        return
+    want = jax.tree.map(jnp.shape, jax.eval_shape(tx.init, params))
+    try:
+        seen = jax.tree.map(jnp.shape, opt_state)
+        ok = jax.tree.structure(want) == jax.tree.structure(seen) and all(
+            a == b for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(seen), strict=True)
+        )
+    except (TypeError, ValueError):
+        seen, ok = type(opt_state).__name__, False
+    if not ok:
+        raise ValueError(
+            f"`{name}` does not match `optimizer`: got shapes {seen}, but `optimizer.init(params)` "
+            f"has {want}. Pass the `.opt_state` of a run with the same optimizer and params, or "
+            "None for a fresh state."
+        )
 
 
 def check_params(params, name: str = "params"):

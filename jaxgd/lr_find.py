@@ -145,7 +145,9 @@ def _range_test(
             xb, yb = jax.tree.map(lambda a: a[idx], (X, y))
             loss, grads = jax.value_and_grad(batch_loss, argnums=1)(example_loss, params, xb, yb)
             if factory is None:  # Plain gradient descent: w <- w - lr * grad.
-                new_params = jax.tree.map(lambda p, g: p - lr * g, params, grads)
+                new_params = jax.tree.map(
+                    lambda p, g: p - (lr * g).astype(jnp.result_type(p)), params, grads
+                )
                 new_state = opt_state
             else:
                 updates, new_state = factory(lr).update(grads, opt_state, params)

@@ -110,14 +110,12 @@ def _prepare(
             batch_size = None  # One batch of all n examples: full batch.
     if not isinstance(drop_last, bool):
         raise TypeError(f"`drop_last` must be True or False, got {drop_last!r}.")
-    metrics = dict(metrics or {})
-    for name, fn in metrics.items():
-        _checks.check_callable(fn, f"metrics[{name!r}]")
+    metrics = _checks.check_metrics(metrics)
     _checks.check_example_fn(example_loss, params, X, y, "example_loss")
     for name, fn in metrics.items():
         _checks.check_example_fn(fn, params, X, y, f"metrics[{name!r}]", what="metric")
     if val_data is not None:
-        val_data = _checks.check_data(val_data, "val_data")[:2]
+        val_data = _checks.check_val_data(val_data, X, y)
     if early_stopping is not None:
         early_stopping = loop._check_early_stopping(early_stopping, metrics, val_data, eval_train)
 

@@ -12,6 +12,7 @@ BAD_INPUT, test_models.py, test_data.py's bad files, test_sweep.py, test_lr_find
 this file is the cross-library table and does not repeat them row for row.
 """
 
+import importlib
 import json
 import os
 import pathlib
@@ -21,14 +22,17 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxgd
 from jaxgd import cli, loop, losses, models
-from jaxgd import lr_find as lr_find_module
-from jaxgd import sweep as sweep_module
 from jaxgd.lr_find import lr_find
 from jaxgd.sweep import sweep
+
+# The modules themselves (`jaxgd.lr_find` is also the name of the exported function).
+sweep_module = importlib.import_module("jaxgd.sweep")
+lr_find_module = importlib.import_module("jaxgd.lr_find")
 
 JAXGD_DIR = pathlib.Path(jaxgd.__file__).parent
 
@@ -118,6 +122,23 @@ CATALOGUE = [
         lambda: fit(data=(X, np.float32(1.0))),
         ValueError, esc("`data` y is a scalar; data arrays need a leading axis of examples, shape "
                         "(n, ...).")),
+    Bad("fit: validation examples with another number of features",
+        lambda: fit(val_data=(np.ones((3, 3), np.float32), np.ones(3, np.float32))),
+        ValueError, esc("`val_data` X has examples of shape (3,), but `data` X has examples of "
+                        "shape (2,); validation examples must look like training examples")),
+    Bad("sweep: validation targets of shape (n, 1)",
+        lambda: run_sweep(val_data=(X, Y[:, None])),
+        ValueError, esc("`val_data` y has examples of shape (1,), but `data` y has examples of "
+                        "shape ()")),
+    Bad("fit: an optimizer state from another optimizer",
+        lambda: fit(optimizer=optax.sgd(0.1), opt_state=optax.adam(0.1).init(P)),
+        ValueError, esc("`opt_state` does not match `optimizer`: got shapes (ScaleByAdamState(")
+        + ".*" + esc("but `optimizer.init(params)` has (EmptyState(), EmptyState()). Pass the "
+                     "`.opt_state` of a run with the same optimizer and params, or None")),
+    Bad("fit: metrics as a list",
+        lambda: fit(metrics=[jaxgd.binary_accuracy(models.linear)]),
+        TypeError, esc("`metrics` must be a dict {name: metric(params, x, y) -> scalar}, e.g. "
+                       "`{'accuracy': jaxgd.binary_accuracy(model)}`, got list.")),
     Bad("sweep: init_params whose leaves disagree on K",
         lambda: run_sweep(params=None, learning_rates=None,
                           init_params={"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)}),
@@ -469,6 +490,17 @@ def test_bad_command_line_exits_2_with_one_line(case, bad_files, tmp_path, capsy
 
 
 # -------------------------------------------------------------------------------------- faults
+
+
+def test_params_of_mixed_float_dtypes_keep_their_dtypes():
+    """Was an XLA "scan carry types differ" trace: plain GD promoted bfloat16 leaves."""
+    params = {"w": jnp.zeros(2, jnp.bfloat16), "b": jnp.zeros((), jnp.float32)}
+    dtypes = {"w": jnp.bfloat16, "b": jnp.float32}
+    r = fit(params=params, batch_size=2)
+    s = run_sweep(params=params, batch_size=2)
+    assert jax.tree.map(lambda a: a.dtype, r.params) == dtypes
+    assert jax.tree.map(lambda a: a.dtype, s.params) == dtypes
+    assert np.isfinite(run_lr_find(params=params).suggestion)
 
 
 def test_cli_reports_divergence_as_a_result_not_a_crash(tmp_path, capsys):
