@@ -462,10 +462,106 @@ def _run(
         return state, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
 
     def epoch_body(state: _State, i):
-        return lax.cond(state.stopped | (i >= active), skip_epoch, run_epoch, state, i)
+        # Run the epoch unless this run stopped: a while loop that runs once or never, rather
+        # than a cond, because under `jax.vmap` (`jaxgd.sweep`) a cond on the per-member
+        # `stopped` becomes a select that runs both branches on every operand broadcast to all
+        # members (the training data included); the loop runs once for all and keeps, per
+        # member, the state and the NaN history of a member that stopped.
+        _, skipped = skip_epoch(state, i)
+
+        def once(carry):
+            _, state, _ = carry
+            return (jnp.array(False), *run_epoch(state, i))
+
+        pending = ~(state.stopped | (i >= active))
+        _, state, out = lax.while_loop(lambda c: c[0], once, (pending, state, skipped))
+        return state, out
 
     state, (losses, evals) = lax.scan(epoch_body, state, jnp.arange(epochs))
     return state, losses, evals
+
+
+class _Prepared(NamedTuple):
+    """The checked arguments of `_run`, as `fit` (and `jaxgd.sweep`) build them."""
+
+    static: dict  # example_loss, tx, metrics, plan: `_run`'s static arguments.
+    state: _State  # The initial epoch carry.
+    data: Any  # (X, y) as jax arrays.
+    val_data: Any  # (X_val, y_val) as jax arrays, or None.
+    lr: jax.Array  # shape=(), the params' dtype: plain GD's learning rate (0 with optax).
+    key: Any  # A PRNG key or None.
+    orders: Any  # int32 (epochs, n) or None.
+    metrics: dict  # name -> per-example metric.
+    epochs: int
+    start_epoch: int
+
+
+def _prepare(
+    example_loss, params, data, *, epochs, optimizer, batch_size=None, key=None, orders=None,
+    drop_last=False, val_data=None, metrics=None, early_stopping=None, opt_state=None,
+    start_epoch=0, eval_train=True, shared=None,
+) -> _Prepared:  # fmt: skip
+    """Checks `fit`'s arguments on the host, before anything compiles, and builds `_run`'s inputs.
+
+    `shared` collects the NumPy arrays that the run reads in place (see `_to_jax`).
+    """
+    shared = [] if shared is None else shared
+    _checks.check_callable(example_loss, "example_loss")
+    epochs = _checks.check_int(epochs, "epochs", minimum=0)
+    start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
+    X, y, n = _checks.check_data(_to_jax(data, shared), "data")
+    _checks.check_params(params)
+    tx, lr = _checks.check_learning_rate(optimizer)
+    key = _checks.check_key(key)
+    if key is not None and orders is not None:
+        raise ValueError(
+            "Pass `key` (shuffle every epoch) or `orders` (explicit orders), not both."
+        )
+    if orders is not None:
+        orders = _checks.check_orders(orders, epochs=epochs, n=n)
+    if batch_size is not None:
+        batch_size = _checks.check_int(
+            batch_size, "batch_size", minimum=1, fix=" Use None for full-batch gradient descent."
+        )
+        if batch_size > n and drop_last:
+            raise ValueError(
+                f"`batch_size`={batch_size} > n={n} with `drop_last=True` leaves no batch at all; "
+                "use a smaller batch_size or drop_last=False."
+            )
+        if batch_size >= n and not drop_last:
+            batch_size = None  # One batch of all n examples: full batch.
+    if not isinstance(drop_last, bool):
+        raise TypeError(f"`drop_last` must be True or False, got {drop_last!r}.")
+    metrics = _checks.check_metrics(metrics)
+    _checks.check_example_fn(example_loss, params, X, y, "example_loss")
+    for name, fn in metrics.items():
+        _checks.check_example_fn(fn, params, X, y, f"metrics[{name!r}]", what="metric")
+    if val_data is not None:
+        val_data = _checks.check_val_data(_to_jax(val_data, shared), X, y)
+    if early_stopping is not None:
+        early_stopping = _check_early_stopping(early_stopping, metrics, val_data, eval_train)
+    params = jax.tree.map(jnp.asarray, params)
+    dtype = jnp.result_type(*jax.tree.leaves(params))
+    lr = jnp.asarray(0.0 if lr is None else lr, dtype)
+    opt_state = init_opt_state(params, optimizer=optimizer) if opt_state is None else opt_state
+    plan = _Plan(
+        n=n,
+        batch_size=batch_size,
+        drop_last=drop_last,
+        shuffle="orders" if orders is not None else "key" if key is not None else "none",
+        eval_train=eval_train,
+        early=early_stopping,
+    )
+    static = dict(example_loss=example_loss, tx=tx, metrics=tuple(metrics.items()), plan=plan)
+    data = jax.tree.map(jnp.asarray, (X, y))
+    val_data = None if val_data is None else jax.tree.map(jnp.asarray, val_data)
+
+    worst = jnp.inf if early_stopping is None or early_stopping.mode == "min" else -jnp.inf
+    state = _State(
+        params, opt_state, jnp.array(False), jnp.array(False), jnp.array([-1, -1], jnp.int32),
+        jnp.asarray(worst, dtype), jnp.array(0, jnp.int32), jnp.array(0, jnp.int32),
+    )  # fmt: skip
+    return _Prepared(static, state, data, val_data, lr, key, orders, metrics, epochs, start_epoch)
 
 
 def fit(
@@ -546,80 +642,37 @@ def fit(
       >>> print(r.losses.shape, round(float(r.params), 4), bool(r.diverged))
       (20, 2) 2.0 False
     """
-    _checks.check_callable(example_loss, "example_loss")
-    epochs = _checks.check_int(epochs, "epochs", minimum=0)
-    start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
-    shared = []  # NumPy arrays that the run reads in place.
-    X, y, n = _checks.check_data(_to_jax(data, shared), "data")
-    _checks.check_params(params)
-    tx, lr = _checks.check_learning_rate(optimizer)
-    key = _checks.check_key(key)
-    if key is not None and orders is not None:
-        raise ValueError(
-            "Pass `key` (shuffle every epoch) or `orders` (explicit orders), not both."
-        )
-    if orders is not None:
-        orders = _checks.check_orders(orders, epochs=epochs, n=n)
-    if batch_size is not None:
-        batch_size = _checks.check_int(
-            batch_size, "batch_size", minimum=1, fix=" Use None for full-batch gradient descent."
-        )
-        if batch_size > n and drop_last:
-            raise ValueError(
-                f"`batch_size`={batch_size} > n={n} with `drop_last=True` leaves no batch at all; "
-                "use a smaller batch_size or drop_last=False."
-            )
-        if batch_size >= n and not drop_last:
-            batch_size = None  # One batch of all n examples: full batch.
-    if not isinstance(drop_last, bool):
-        raise TypeError(f"`drop_last` must be True or False, got {drop_last!r}.")
     if on_divergence not in ("stop", "raise"):
         raise ValueError(f'`on_divergence` must be "stop" or "raise", got {on_divergence!r}.')
-    metrics = _checks.check_metrics(metrics)
-    _checks.check_opt_state(opt_state, tx, params)
-    _checks.check_example_fn(example_loss, params, X, y, "example_loss")
-    for name, fn in metrics.items():
-        _checks.check_example_fn(fn, params, X, y, f"metrics[{name!r}]", what="metric")
-    if val_data is not None:
-        val_data = _checks.check_val_data(_to_jax(val_data, shared), X, y)
-    if early_stopping is not None:
-        early_stopping = _check_early_stopping(early_stopping, metrics, val_data, eval_train)
     if callback is not None:
         _checks.check_callable(callback, "callback")
+    if isinstance(optimizer, optax.GradientTransformation):
+        _checks.check_params(params)
+        _checks.check_opt_state(opt_state, optimizer, params)
+    shared = []  # NumPy arrays that the run reads in place.
+    prep = _prepare(
+        example_loss, params, data, epochs=epochs, optimizer=optimizer, batch_size=batch_size,
+        key=key, orders=orders, drop_last=drop_last, val_data=val_data, metrics=metrics,
+        early_stopping=early_stopping, opt_state=opt_state, start_epoch=start_epoch,
+        eval_train=eval_train, shared=shared,
+    )  # fmt: skip
+    epochs = prep.epochs
     chunk = (
         epochs
         if epochs_per_call is None
         else min(epochs, _checks.check_int(epochs_per_call, "epochs_per_call", minimum=1))
     )
-
-    params = jax.tree.map(jnp.asarray, params)
-    dtype = jnp.result_type(*jax.tree.leaves(params))
-    lr = jnp.asarray(0.0 if lr is None else lr, dtype)
-    opt_state = init_opt_state(params, optimizer=optimizer) if opt_state is None else opt_state
-    plan = _Plan(
-        n=n,
-        batch_size=batch_size,
-        drop_last=drop_last,
-        shuffle="orders" if orders is not None else "key" if key is not None else "none",
-        eval_train=eval_train,
-        early=early_stopping,
-    )
-    static = dict(example_loss=example_loss, tx=tx, metrics=tuple(metrics.items()), plan=plan)
-    data = jax.tree.map(jnp.asarray, (X, y))
-    val_data = None if val_data is None else jax.tree.map(jnp.asarray, val_data)
-
-    worst = jnp.inf if early_stopping is None or early_stopping.mode == "min" else -jnp.inf
-    state = _State(
-        params, opt_state, jnp.array(False), jnp.array(False), jnp.array([-1, -1], jnp.int32),
-        jnp.asarray(worst, dtype), jnp.array(0, jnp.int32), jnp.array(0, jnp.int32),
+    state, data, val_data, lr, key, orders = (
+        prep.state, prep.data, prep.val_data, prep.lr, prep.key, prep.orders,
     )  # fmt: skip
+    static, metrics = prep.static, prep.metrics
     pieces, done = [], 0
     while True:
         span = min(chunk, epochs - done)
         chunk_orders = None if orders is None else _pad_rows(orders[done : done + span], chunk)
         state, losses, evals = _run(
             state, data, val_data, lr, key, chunk_orders,
-            jnp.asarray(start_epoch + done, jnp.int32), jnp.asarray(span, jnp.int32),
+            jnp.asarray(prep.start_epoch + done, jnp.int32), jnp.asarray(span, jnp.int32),
             epochs=chunk, **static,
         )  # fmt: skip
         pieces.append((losses[:span], {k: v[:span] for k, v in evals.items()}))
@@ -631,7 +684,7 @@ def fit(
         if bool(state.stopped):  # Nothing more will run: fill the rest of the history with NaN.
             losses, evals = pieces[-1]
             rest = epochs - done
-            nan_rows = lambda v, rest=rest: jnp.full((rest,) + v.shape[1:], jnp.nan, v.dtype)
+            nan_rows = lambda v, rest=rest: np.full((rest,) + v.shape[1:], np.nan, v.dtype)
             pieces.append((nan_rows(losses), {k: nan_rows(v) for k, v in evals.items()}))
             break
     result = _result(state, pieces, metrics)
@@ -676,10 +729,11 @@ def _pad_rows(rows, size):
 
 
 def _result(state: _State, pieces, metrics) -> FitResult:
-    cat = lambda arrays: arrays[0] if len(arrays) == 1 else jnp.concatenate(arrays)
+    # Chunks are joined on the host: jnp.concatenate would compile anew for every chunk count.
+    cat = lambda arrays: arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
     losses = cat([p[0] for p in pieces])
     evals = {k: cat([p[1][k] for p in pieces]) for k in pieces[0][1]}
-    nan = jnp.full(losses.shape[:1], jnp.nan, losses.dtype)
+    nan = np.full(losses.shape[:1], np.nan, losses.dtype)
     return FitResult(
         params=state.params,
         opt_state=state.opt_state,

@@ -56,94 +56,6 @@ class SweepResult(NamedTuple):
 
 
 # ---------------------------------------------------------------------------------------------
-# `fit`'s preparation, as a helper that `fit` itself could call (see `_prepare`'s docstring).
-
-
-class _Prepared(NamedTuple):
-    """The validated arguments of one `loop._run` call, as `fit` builds them."""
-
-    static: dict  # example_loss, tx, metrics, plan: `_run`'s static arguments.
-    state: Any  # loop._State: the initial epoch carry.
-    data: Any  # (X, y) as jax arrays.
-    val_data: Any  # (X_val, y_val) as jax arrays, or None.
-    lr: jax.Array  # shape=(), the params' dtype: plain GD's learning rate (0 with optax).
-    key: Any  # a PRNG key or None.
-    orders: Any  # int32 (epochs, n) or None.
-    metrics: dict  # name -> per-example metric.
-
-
-def _prepare(
-    example_loss, params, data, *, epochs, optimizer, batch_size=None, key=None, orders=None,
-    drop_last=False, val_data=None, metrics=None, early_stopping=None, opt_state=None,
-    start_epoch=0, eval_train=True,
-) -> _Prepared:  # fmt: skip
-    """Checks `fit`'s arguments on the host and builds `_run`'s inputs for one run.
-
-    This is `fit`'s own preparation (the part of `fit` before its loop over chunks), written as a
-    helper so that `sweep` reuses fit's checks and plan rather than a copy of them drifting away:
-    moved into loop.py, `fit` would call it and keep only `callback`, `epochs_per_call` and
-    `on_divergence` to itself.
-    """
-    _checks.check_callable(example_loss, "example_loss")
-    epochs = _checks.check_int(epochs, "epochs", minimum=0)
-    start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
-    X, y, n = _checks.check_data(data, "data")
-    _checks.check_params(params)
-    tx, lr = _checks.check_learning_rate(optimizer)
-    key = _checks.check_key(key)
-    if key is not None and orders is not None:
-        raise ValueError(
-            "Pass `key` (shuffle every epoch) or `orders` (explicit orders), not both."
-        )
-    if orders is not None:
-        orders = _checks.check_orders(orders, epochs=epochs, n=n)
-    if batch_size is not None:
-        batch_size = _checks.check_int(
-            batch_size, "batch_size", minimum=1, fix=" Use None for full-batch gradient descent."
-        )
-        if batch_size > n and drop_last:
-            raise ValueError(
-                f"`batch_size`={batch_size} > n={n} with `drop_last=True` leaves no batch at all; "
-                "use a smaller batch_size or drop_last=False."
-            )
-        if batch_size >= n and not drop_last:
-            batch_size = None  # One batch of all n examples: full batch.
-    if not isinstance(drop_last, bool):
-        raise TypeError(f"`drop_last` must be True or False, got {drop_last!r}.")
-    metrics = _checks.check_metrics(metrics)
-    _checks.check_example_fn(example_loss, params, X, y, "example_loss")
-    for name, fn in metrics.items():
-        _checks.check_example_fn(fn, params, X, y, f"metrics[{name!r}]", what="metric")
-    if val_data is not None:
-        val_data = _checks.check_val_data(val_data, X, y)
-    if early_stopping is not None:
-        early_stopping = loop._check_early_stopping(early_stopping, metrics, val_data, eval_train)
-
-    params = jax.tree.map(jnp.asarray, params)
-    dtype = jnp.result_type(*jax.tree.leaves(params))
-    lr = jnp.asarray(0.0 if lr is None else lr, dtype)
-    if opt_state is None:
-        opt_state = loop.init_opt_state(params, optimizer=optimizer)
-    plan = loop._Plan(
-        n=n,
-        batch_size=batch_size,
-        drop_last=drop_last,
-        shuffle="orders" if orders is not None else "key" if key is not None else "none",
-        eval_train=eval_train,
-        early=early_stopping,
-    )
-    static = dict(example_loss=example_loss, tx=tx, metrics=tuple(metrics.items()), plan=plan)
-    worst = jnp.inf if early_stopping is None or early_stopping.mode == "min" else -jnp.inf
-    state = loop._State(
-        params, opt_state, jnp.array(False), jnp.array(False), jnp.array([-1, -1], jnp.int32),
-        jnp.asarray(worst, dtype), jnp.array(0, jnp.int32), jnp.array(0, jnp.int32),
-    )  # fmt: skip
-    data = jax.tree.map(jnp.asarray, (X, y))
-    val_data = None if val_data is None else jax.tree.map(jnp.asarray, val_data)
-    return _Prepared(static, state, data, val_data, lr, key, orders, metrics)
-
-
-# ---------------------------------------------------------------------------------------------
 # A learning rate that optax can be vmapped over.
 
 
@@ -438,7 +350,7 @@ def sweep(
         dtype = jnp.result_type(*jax.tree.leaves(params0))
         _check_factory(factory, jnp.asarray(learning_rates[0], dtype), params0)
         member_state = _LrState(jnp.zeros((), dtype), ())  # The members' are built in the jit.
-    prep = _prepare(
+    prep = loop._prepare(
         example_loss, params0, data, epochs=epochs, optimizer=member_opt, batch_size=batch_size,
         key=key if keys is None else keys[0], orders=orders, drop_last=drop_last,
         val_data=val_data, metrics=metrics, early_stopping=early_stopping,
