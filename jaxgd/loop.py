@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from jaxgd import _checks
+from jaxgd import _checks, distributed
 
 __all__ = [
     "FitResult",
@@ -300,6 +300,7 @@ class _Plan(NamedTuple):
     shuffle: str  # "none", "key" or "orders".
     eval_train: bool
     early: EarlyStopping | None
+    mesh: jax.sharding.Mesh | None = None  # Each batch split over its "data" axis (distributed.py).
 
 
 def _all_finite(tree) -> jax.Array:
@@ -407,6 +408,8 @@ def _run(
             xs, get = jnp.zeros(1), lambda _: (X, y, None)
         else:
             xs, get = batches(epoch, i)
+        if plan.mesh is not None:  # Each batch's rows spread over the mesh's "data" axis.
+            get = lambda x, get=get: distributed.shard_batch(get(x), plan.mesh)
 
         def fast(carry, x):  # No per-update select: divergence is rare, check the whole epoch.
             params, opt_state, finite = carry
@@ -499,7 +502,7 @@ class _Prepared(NamedTuple):
 def _prepare(
     example_loss, params, data, *, epochs, optimizer, batch_size=None, key=None, orders=None,
     drop_last=False, val_data=None, metrics=None, early_stopping=None, opt_state=None,
-    start_epoch=0, eval_train=True, shared=None,
+    start_epoch=0, eval_train=True, shared=None, mesh=None,
 ) -> _Prepared:  # fmt: skip
     """Checks `fit`'s arguments on the host, before anything compiles, and builds `_run`'s inputs.
 
@@ -507,6 +510,7 @@ def _prepare(
     """
     shared = [] if shared is None else shared
     _checks.check_callable(example_loss, "example_loss")
+    mesh = distributed.check_mesh(mesh)
     epochs = _checks.check_int(epochs, "epochs", minimum=0)
     start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
     X, y, n = _checks.check_data(_to_jax(data, shared), "data")
@@ -551,6 +555,7 @@ def _prepare(
         shuffle="orders" if orders is not None else "key" if key is not None else "none",
         eval_train=eval_train,
         early=early_stopping,
+        mesh=mesh,
     )
     static = dict(example_loss=example_loss, tx=tx, metrics=tuple(metrics.items()), plan=plan)
     data = jax.tree.map(jnp.asarray, (X, y))
@@ -561,6 +566,8 @@ def _prepare(
         params, opt_state, jnp.array(False), jnp.array(False), jnp.array([-1, -1], jnp.int32),
         jnp.asarray(worst, dtype), jnp.array(0, jnp.int32), jnp.array(0, jnp.int32),
     )  # fmt: skip
+    if mesh is not None:  # Params, optimizer state and data on every device of the mesh.
+        state, data, val_data, lr = distributed.replicate((state, data, val_data, lr), mesh)
     return _Prepared(static, state, data, val_data, lr, key, orders, metrics, epochs, start_epoch)
 
 
@@ -584,6 +591,7 @@ def fit(
     on_divergence: str = "stop",
     callback: Callable[[int, FitResult], None] | None = None,
     epochs_per_call: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> FitResult:
     """Trains `params` by gradient descent: full batch, stochastic or mini-batch.
 
@@ -624,6 +632,10 @@ def fit(
       callback: `callback(epochs_done, result_so_far)` called between compiled chunks of
         `epochs_per_call` epochs, e.g. for a progress bar.
       epochs_per_call: chunk size for `callback` (default: all epochs in one call).
+      mesh: a `jax.sharding.Mesh` with a "data" axis (e.g. `jax.make_mesh((8,), ("data",))`):
+        each batch is split by rows over that axis, params and optimizer state are replicated,
+        and XLA sums the gradients across devices (data parallelism, `jaxgd.distributed`). A
+        batch that does not divide over the axis is padded and masked. Default: one device.
 
     Returns:
       A `FitResult`: `.params`, `.opt_state`, `.losses` (epochs, updates_per_epoch), per-epoch
@@ -654,7 +666,7 @@ def fit(
         example_loss, params, data, epochs=epochs, optimizer=optimizer, batch_size=batch_size,
         key=key, orders=orders, drop_last=drop_last, val_data=val_data, metrics=metrics,
         early_stopping=early_stopping, opt_state=opt_state, start_epoch=start_epoch,
-        eval_train=eval_train, shared=shared,
+        eval_train=eval_train, shared=shared, mesh=mesh,
     )  # fmt: skip
     epochs = prep.epochs
     chunk = (

@@ -236,6 +236,7 @@ def sweep(
     metrics: dict[str, Callable] | None = None,
     early_stopping: EarlyStopping | None = None,
     eval_train: bool = True,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> SweepResult:
     """Trains K members at once: `jax.vmap` over `fit`'s whole compiled run.
 
@@ -270,6 +271,8 @@ def sweep(
       metrics: optional `{name: metric(params, x, y) -> scalar}` (as `fit`).
       early_stopping: a `jaxgd.EarlyStopping`, applied to each member on its own.
       eval_train: evaluate the training loss and metrics after every epoch (as `fit`).
+      mesh: a `jax.sharding.Mesh` with a "data" axis: every member's batches are split over it
+        (as `fit`).
 
     Returns:
       A `SweepResult`: `FitResult`'s fields with a leading axis K (`.losses` of shape
@@ -354,7 +357,7 @@ def sweep(
         example_loss, params0, data, epochs=epochs, optimizer=member_opt, batch_size=batch_size,
         key=key if keys is None else keys[0], orders=orders, drop_last=drop_last,
         val_data=val_data, metrics=metrics, early_stopping=early_stopping,
-        opt_state=member_state, eval_train=eval_train,
+        opt_state=member_state, eval_train=eval_train, mesh=mesh,
     )  # fmt: skip
     axes = _Axes(K, learning_rates is not None and factory is None, keys is not None,
                  init_params is not None, factory)  # fmt: skip
