@@ -397,7 +397,8 @@ def _run(
             order = jnp.arange(plan.n, dtype=jnp.int32)
         idx, mask = _batches(order, n=plan.n, batch_size=m, drop_last=plan.drop_last)
         size = _nbytes(data)
-        if (1 < m < _GATHER_PER_STEP_FROM or size > _CACHED_BYTES) and size <= _COPY_BYTES_MAX:
+        small = m < _GATHER_PER_STEP_FROM and (m > 1 or size > _CACHED_BYTES)
+        if small and size <= _COPY_BYTES_MAX:
             # XLA:CPU gathers row by row slowly: one gather of the epoch's batches, cut per step.
             return (jax.tree.map(lambda a: a[idx], (X, y)), mask), lambda r: (*r[0], r[1])
         return (idx, mask), lambda r: (*jax.tree.map(lambda a: a[r[0]], (X, y)), r[1])
