@@ -184,3 +184,79 @@ def test_bad_mesh():
     with pytest.raises(ValueError, match=r"`mesh` has axes \('batch',\) but no \"data\" axis"):
         jaxgd.fit(sq, 0.0, data, epochs=1, optimizer=0.1, mesh=jax.make_mesh((1,), ("batch",)))
     assert distributed.check_mesh(None) is None
+
+
+WORKER = (
+    """
+import sys
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU all-reduce across processes.
+jax.config.update("jax_num_cpu_devices", 4)
+process_id, port = int(sys.argv[1]), sys.argv[2]
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                           process_id=process_id, initialization_timeout=60)
+"""
+    + PROBLEM
+    + """
+mesh = jax.make_mesh((jax.device_count(),), ("data",))  # 8 devices, 4 in each process.
+r = jaxgd.fit(logistic_loss, p0, (X, y), epochs=2, optimizer=optax.sgd(0.3, momentum=0.9),
+              batch_size=12, key=jax.random.key(1), val_data=(X[:20], y[:20]), mesh=mesh)
+print(json.dumps({
+    "processes": jax.process_count(), "devices": jax.device_count(),
+    "local_devices": jax.local_device_count(),
+    "param_processes": sorted({d.process_index for d in r.params["w"].sharding.device_set}),
+    "w": np.asarray(r.params["w"]).tolist(), "b": float(r.params["b"]),
+    "losses": np.asarray(r.losses).tolist(), "val_loss": np.asarray(r.val_loss).tolist(),
+}))
+jax.distributed.shutdown()
+"""
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_together():
+    """2 processes x 4 CPU devices on one global mesh (loopback) equal the 1-process run."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    port = str(free_port())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(WORKER), str(i), port],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    outs = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=TIMEOUT_S)
+            assert p.returncode == 0, stderr[-3000:]
+            outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        for p in procs:  # Never leave a worker behind (one waiting for a dead peer, say).
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+
+    ns = {}
+    exec(textwrap.dedent(PROBLEM), ns)
+    X, y = ns["X"], ns["y"]
+    ref = jaxgd.fit(ns["logistic_loss"], ns["p0"], (X, y), epochs=2,
+                    optimizer=optax.sgd(0.3, momentum=0.9), batch_size=12, key=jax.random.key(1),
+                    val_data=(X[:20], y[:20]))  # fmt: skip
+    for out in outs:
+        assert (out["processes"], out["devices"], out["local_devices"]) == (2, 8, 4)
+        assert out["param_processes"] == [0, 1]  # The params live on both processes' devices.
+        np.testing.assert_allclose(out["w"], ref.params["w"], atol=1e-5)
+        np.testing.assert_allclose(out["b"], ref.params["b"], atol=1e-5)
+        np.testing.assert_allclose(out["losses"], ref.losses, atol=1e-5)
+        np.testing.assert_allclose(out["val_loss"], ref.val_loss, atol=1e-5)
