@@ -1,0 +1,855 @@
+"""Benchmarks (issue 5): `jaxgd.fit` against the training loops people write by hand.
+
+One run times, side by side, one epoch of logistic regression (float32, d = 20) by
+
+* jaxgd: `jaxgd.fit` on NumPy arrays, `eval_train=False` (the others do not evaluate either);
+* PyTorch: an idiomatic eager loop, `torch.randperm` batches of `X[idx]`, `nn.Linear`,
+  `BCEWithLogitsLoss`, `torch.optim.SGD` (default `torch.get_num_threads()`);
+* JAX loop: a jitted step with `optax.sgd`, called from a Python loop on NumPy batches;
+* NumPy (full batch): `z = X @ w + b`, then `X.T @ (sigmoid(z) - y) / n`.
+
+The implementations run interleaved (every repeat times each one once, in a rotating order), so
+load that comes and goes hits them alike; the report gives medians with their spread (min-max)
+and the ratios of medians that issue 5 sets goals for. Every implementation also trains once on
+the same example orders, and their final losses must agree. Besides: the compile time of a first
+`fit` (fresh process), recompilations when only the learning rate, key or data values change,
+peak memory of a shuffled mini-batch run at n = 10^6 (fresh process), `import jaxgd` against
+`import jax, optax` (fresh processes), and how epoch time grows with n and d per schedule.
+
+    python -m jaxgd.bench                # full run (~5-10 min on 2 cores): BENCHMARKS.md + plot
+    jaxgd bench --quick                  # fewer repeats, a smaller growth sweep
+    jaxgd bench --smoke --out /tmp/b     # tiny sizes: checks that the harness works
+
+`run(**options) -> dict` is the same run as a function (the CLI's `jaxgd bench` calls `main`).
+The XLA:CPU option `--xla-small-while-loop-bytes N` is an explicit opt-in: jaxgd never sets it,
+and the harness only sets it in a separate process, reporting those figures next to the default.
+"""
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxgd
+from jaxgd import loop
+
+__all__ = ["run", "main", "GOALS"]
+
+LR = 0.1  # Learning rate of every implementation.
+
+# Issue 5's goals: (name, case, numerator, denominator, kind, bound). "min": ratio >= bound.
+GOALS = [
+    ("SGD batch 1, n=1e4, reshuffled: PyTorch / jaxgd", "sgd", "torch", "jaxgd", "min", 500),
+    ("same: JAX jit-per-step loop / jaxgd", "sgd", "jax_loop", "jaxgd", "min", 50),
+    ("mini-batch 32, n=1e4 (ragged last batch): PyTorch / jaxgd", "mb32", "torch", "jaxgd", "min", 50),
+    ("same: JAX jit-per-step loop / jaxgd", "mb32", "jax_loop", "jaxgd", "min", 8),
+    ("full batch, n=1e6 (80 MB): jaxgd / NumPy", "full", "jaxgd", "numpy", "max", 1.0),
+    ("mini-batch 1024, n=1e6: PyTorch / jaxgd", "mb1024", "torch", "jaxgd", "min", 8),
+]  # fmt: skip
+
+# Sizes. Per case: n, batch size, jaxgd epochs per fit call, steps a slow loop times (then
+# scaled to one epoch), epochs of the agreement run.
+_SIZES = {
+    "full": dict(
+        cases={
+            "sgd": dict(n=10_000, batch=1, epochs=20, steps=2_000, check_epochs=1),
+            "mb32": dict(n=10_000, batch=32, epochs=50, steps=None, check_epochs=2),
+            "full": dict(n=1_000_000, batch=None, epochs=20, steps=None, check_epochs=10),
+            "mb1024": dict(n=1_000_000, batch=1024, epochs=4, steps=None, check_epochs=1),
+        },
+        repeats=7,
+        growth_n=(1_000, 10_000, 100_000, 1_000_000),
+        growth_d=(2, 20, 100, 1000),
+        growth_d_n=10_000,
+        growth_repeats=3,
+        import_repeats=5,
+        memory_n=1_000_000,
+    ),
+    "quick": dict(
+        cases={
+            "sgd": dict(n=10_000, batch=1, epochs=10, steps=1_000, check_epochs=1),
+            "mb32": dict(n=10_000, batch=32, epochs=20, steps=None, check_epochs=1),
+            "full": dict(n=1_000_000, batch=None, epochs=10, steps=None, check_epochs=5),
+            "mb1024": dict(n=1_000_000, batch=1024, epochs=2, steps=300, check_epochs=1),
+        },
+        repeats=3,
+        growth_n=(1_000, 100_000, 1_000_000),
+        growth_d=(2, 100, 1000),
+        growth_d_n=10_000,
+        growth_repeats=2,
+        import_repeats=3,
+        memory_n=1_000_000,
+    ),
+    "smoke": dict(
+        cases={
+            "sgd": dict(n=200, batch=1, epochs=3, steps=50, check_epochs=1),
+            "mb32": dict(n=200, batch=32, epochs=3, steps=None, check_epochs=2),
+            "full": dict(n=2_000, batch=None, epochs=3, steps=None, check_epochs=5),
+            "mb1024": dict(n=2_000, batch=1024, epochs=2, steps=None, check_epochs=2),
+        },
+        repeats=2,
+        growth_n=(100, 400),
+        growth_d=(2, 8),
+        growth_d_n=200,
+        growth_repeats=1,
+        import_repeats=1,
+        memory_n=2_000,
+    ),
+}
+_IMPLS = {"sgd": ("jaxgd", "torch", "jax_loop"), "mb32": ("jaxgd", "torch", "jax_loop"),
+          "full": ("jaxgd", "numpy", "torch", "jax_loop"), "mb1024": ("jaxgd", "torch", "jax_loop")}  # fmt: skip
+_LABELS = {"jaxgd": "jaxgd.fit", "torch": "PyTorch eager", "jax_loop": "JAX jit-per-step loop",
+           "numpy": "NumPy"}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# The task: logistic regression, written once per framework.
+
+
+def example_loss(params, x, y):
+    """Binary cross-entropy on the logit of ONE example (what `BCEWithLogitsLoss` computes)."""
+    z = x @ params["w"] + params["b"]
+    return jnp.logaddexp(0.0, z) - y * z
+
+
+def make_data(n: int, d: int = 20, seed: int = 0):
+    """`(X, y)`: float32 NumPy arrays, X (n, d) standard normal, y (n,) in {0, 1} from a noisy
+    logistic model."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d), dtype=np.float32)
+    w = (rng.standard_normal(d) / math.sqrt(d)).astype(np.float32)
+    y = (X @ w + 0.5 * rng.standard_normal(n, dtype=np.float32) > 0).astype(np.float32)
+    return X, y
+
+
+def mean_loss(w, b, X, y) -> float:
+    """The mean training loss at `(w, b)`, in float64 NumPy: the referee of the agreement check."""
+    z = X.astype(np.float64) @ np.asarray(w, np.float64) + float(b)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def _zeros(d):
+    return {"w": jnp.zeros(d, jnp.float32), "b": jnp.zeros((), jnp.float32)}
+
+
+def _jaxgd(X, y, batch):
+    """`run(epochs, orders=None, seed=0) -> (w, b)` with `jaxgd.fit`, blocked until done."""
+    d = X.shape[1]
+
+    def run(epochs, orders=None, seed=0):
+        shuffle = dict(orders=orders) if orders is not None else dict(key=jax.random.key(seed))
+        if batch is None:
+            shuffle = {}
+        r = jaxgd.fit(example_loss, _zeros(d), (X, y), epochs=epochs, optimizer=LR,
+                      batch_size=batch, eval_train=False, **shuffle)  # fmt: skip
+        jax.block_until_ready(r.params)
+        return np.asarray(r.params["w"]), float(r.params["b"])
+
+    return run
+
+
+def _torch(X, y, batch):
+    """`run(epochs, orders=None, seed=0, steps=None)`: the idiomatic PyTorch eager loop."""
+    import torch
+
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    n, d = X.shape
+
+    def run(epochs, orders=None, seed=0, steps=None, clock=None):
+        model = torch.nn.Linear(d, 1)
+        torch.nn.init.zeros_(model.weight)
+        torch.nn.init.zeros_(model.bias)
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        gen = torch.Generator().manual_seed(seed)
+        m = n if batch is None else batch
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            perm = (
+                torch.randperm(n, generator=gen)
+                if orders is None
+                else torch.from_numpy(orders[epoch])
+            )
+            taken = 0
+            for s in range(0, n, m):
+                if steps is not None and taken == steps:
+                    break
+                if batch is None:
+                    xb, yb = Xt, yt
+                else:
+                    idx = perm[s : s + m]
+                    xb, yb = Xt[idx], yt[idx]
+                opt.zero_grad()
+                loss = loss_fn(model(xb).squeeze(-1), yb)
+                loss.backward()
+                opt.step()
+                taken += 1
+            if clock is not None:
+                clock.append((time.perf_counter() - start, taken))
+        return model.weight.detach().numpy()[0].copy(), float(model.bias.detach()[0])
+
+    return run
+
+
+def _jax_loop(X, y, batch):
+    """`run(...)`: a jitted step (value_and_grad + optax.sgd) called per batch from Python, on
+    batches indexed from the NumPy arrays (a data loader's way); full batch stays on the device."""
+    n, d = X.shape
+    tx = optax.sgd(LR)
+
+    @jax.jit
+    def step(params, opt_state, xb, yb):
+        batch_mean = lambda p: jnp.mean(jax.vmap(example_loss, (None, 0, 0))(p, xb, yb))
+        loss, grads = jax.value_and_grad(batch_mean)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    whole = (jnp.asarray(X), jnp.asarray(y)) if batch is None else None  # on the device once
+
+    def run(epochs, orders=None, seed=0, steps=None, clock=None):
+        params = _zeros(d)
+        opt_state = tx.init(params)
+        rng = np.random.default_rng(seed)
+        m = n if batch is None else batch
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            perm = rng.permutation(n) if orders is None else orders[epoch]
+            taken = 0
+            for s in range(0, n, m):
+                if steps is not None and taken == steps:
+                    break
+                if batch is None:
+                    xb, yb = whole
+                else:
+                    idx = perm[s : s + m]
+                    xb, yb = X[idx], y[idx]
+                params, opt_state, loss = step(params, opt_state, xb, yb)
+                taken += 1
+            jax.block_until_ready(params)
+            if clock is not None:
+                clock.append((time.perf_counter() - start, taken))
+        return np.asarray(params["w"]), float(params["b"])
+
+    return run
+
+
+def _numpy(X, y, batch):
+    """`run(epochs, ...)`: full-batch gradient descent in float32 NumPy."""
+    n, d = X.shape
+
+    def run(epochs, orders=None, seed=0):
+        w, b = np.zeros(d, np.float32), np.float32(0.0)
+        with np.errstate(over="ignore"):
+            for _ in range(epochs):
+                z = X @ w + b
+                r = (1 / (1 + np.exp(-z)) - y) / np.float32(n)  # dL/dz of the mean loss
+                w = w - np.float32(LR) * (X.T @ r)
+                b = b - np.float32(LR) * r.sum()
+        return w, float(b)
+
+    return run
+
+
+_MAKERS = {"jaxgd": _jaxgd, "torch": _torch, "jax_loop": _jax_loop, "numpy": _numpy}
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing.
+
+
+def _epoch_seconds(name, runner, cfg, seed):
+    """One timed measurement of one epoch, in seconds, and how it was timed."""
+    steps_per_epoch = 1 if cfg["batch"] is None else -(-cfg["n"] // cfg["batch"])
+    if name == "jaxgd":
+        start = time.perf_counter()
+        runner(cfg["epochs"], seed=seed)
+        return (time.perf_counter() - start) / cfg["epochs"]
+    if name == "numpy":
+        start = time.perf_counter()
+        runner(cfg["epochs"])
+        return (time.perf_counter() - start) / cfg["epochs"]
+    steps = cfg["steps"]
+    if steps is None or steps >= steps_per_epoch:
+        clock = []
+        runner(1, seed=seed, clock=clock)
+        return clock[0][0]
+    clock = []
+    runner(1, seed=seed, steps=steps, clock=clock)
+    seconds, taken = clock[0]
+    return seconds * steps_per_epoch / taken
+
+
+def _how_timed(name, cfg):
+    steps_per_epoch = 1 if cfg["batch"] is None else -(-cfg["n"] // cfg["batch"])
+    if name in ("jaxgd", "numpy"):
+        extra = ", NumPy data in: copy and checks included" if name == "jaxgd" else ""
+        return f"{cfg['epochs']} epochs per call{extra}"
+    if cfg["steps"] is not None and cfg["steps"] < steps_per_epoch:
+        return f"{cfg['steps']} of {steps_per_epoch} steps, scaled"
+    return f"1 epoch ({steps_per_epoch} steps)"
+
+
+def _summary(seconds):
+    ms = sorted(1e3 * s for s in seconds)
+    return dict(median_ms=statistics.median(ms), min_ms=ms[0], max_ms=ms[-1], samples=len(ms))
+
+
+def time_case(case, cfg, repeats, say=print, impls=None):
+    """Interleaved timings of one case: `{impl: summary}` with medians in ms and the spread."""
+    X, y = make_data(cfg["n"])
+    names = impls or _IMPLS[case]
+    runners = {name: _MAKERS[name](X, y, cfg["batch"]) for name in names}
+    for name, runner in runners.items():  # warm up: compile, first-touch memory
+        _epoch_seconds(name, runner, cfg, seed=0)
+    seconds = {name: [] for name in names}
+    for r in range(repeats):
+        order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
+        for name in order:
+            seconds[name].append(_epoch_seconds(name, runners[name], cfg, seed=r + 1))
+    out = {}
+    for name in names:
+        out[name] = dict(_summary(seconds[name]), how=_how_timed(name, cfg))
+        say(f"  {case:7s} {_LABELS[name]:22s} {out[name]['median_ms']:10.3f} ms/epoch "
+            f"[{out[name]['min_ms']:.3f}-{out[name]['max_ms']:.3f}]")  # fmt: skip
+    return out
+
+
+def check_agreement(case, cfg, impls=None):
+    """Every implementation trains `check_epochs` epochs on the same orders from zero params:
+    `{impl: final mean loss}`, and the largest relative deviation from jaxgd's."""
+    X, y = make_data(cfg["n"])
+    names = impls or _IMPLS[case]
+    rng = np.random.default_rng(123)
+    epochs = cfg["check_epochs"]
+    orders = np.stack([rng.permutation(cfg["n"]) for _ in range(epochs)])
+    losses = {}
+    for name in names:
+        runner = _MAKERS[name](X, y, cfg["batch"])
+        w, b = runner(epochs, orders=None if cfg["batch"] is None else orders)
+        losses[name] = mean_loss(w, b, X, y)
+    ref = losses["jaxgd"]
+    worst = max(abs(v - ref) / abs(ref) for v in losses.values())
+    start = mean_loss(np.zeros(X.shape[1]), 0.0, X, y)
+    return dict(losses=losses, start=start, epochs=epochs, max_rel_diff=worst, ok=worst < 1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements in fresh processes.
+
+
+def _python(code: str, env=None, timeout=600) -> dict:
+    """Runs `code` in a fresh Python; its last stdout line is JSON."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)  # fmt: skip
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": " | ".join(tail)[-400:] or f"exit code {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+_PRELUDE = "import json, resource, sys, time\n"
+
+
+def import_times(repeats: int) -> dict:
+    """Seconds to `import jaxgd` and to `import jax, optax`, each in fresh processes, interleaved."""
+    code = (
+        _PRELUDE
+        + "t = time.perf_counter()\nimport {mods}\nprint(json.dumps(time.perf_counter() - t))"
+    )
+    seconds = {"jaxgd": [], "jax, optax": []}
+    for _ in range(repeats):
+        for mods in seconds:
+            out = _python(code.format(mods=mods))
+            if isinstance(out, dict):
+                return {"error": out["error"]}
+            seconds[mods].append(out)
+    med = {k: statistics.median(v) for k, v in seconds.items()}
+    return dict(seconds=seconds, median_s=med, ratio=med["jaxgd"] / med["jax, optax"])
+
+
+def first_fit_compile(n: int) -> dict:
+    """A fresh process: the first `fit` (traces, compiles, runs) against a second one with a new
+    learning rate and key (runs only): SGD batch 1, 5 epochs of the benchmark data."""
+    code = _PRELUDE + textwrap.dedent(f"""
+        import jax, jax.monitoring, numpy as np
+        from jaxgd import bench, loop
+        import jaxgd
+        compiles = []
+        jax.monitoring.register_event_duration_secs_listener(
+            lambda name, secs, **kw: compiles.append(secs)
+            if name == "/jax/core/compile/backend_compile_duration" else None)
+        X, y = bench.make_data({n})
+        params = dict(w=np.zeros(20, np.float32), b=np.float32(0))
+        def fit(lr, seed):
+            t = time.perf_counter()
+            r = jaxgd.fit(bench.example_loss, params, (X, y), epochs=5, optimizer=lr,
+                          batch_size=1, key=jax.random.key(seed))
+            jax.block_until_ready(r.params)
+            return time.perf_counter() - t
+        first = fit(0.1, 0)
+        n_first, xla_first = len(compiles), sum(compiles)
+        second = fit(0.2, 1)
+        print(json.dumps(dict(first_s=first, second_s=second, compile_s=first - second,
+              xla_compiles=n_first, xla_compile_s=xla_first, run_xla_s=max(compiles))))
+    """)
+    return _python(code)
+
+
+def peak_memory(n: int) -> dict:
+    """A fresh process: peak resident memory (VmHWM) of a shuffled mini-batch (1024) run of
+    3 epochs on NumPy data at n, default `fit` options, against the data's bytes."""
+    code = _PRELUDE + textwrap.dedent(f"""
+        def rss():  # MiB: VmHWM, this process's peak (ru_maxrss keeps the forking parent's)
+            try:
+                status = open("/proc/self/status").read().split("VmHWM:")[1]
+                return int(status.split()[0]) / 1024
+            except (OSError, IndexError):
+                return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        import jax, jaxgd
+        from jaxgd import bench
+        imported = rss()
+        X, y = bench.make_data({n})
+        loaded = rss()
+        r = jaxgd.fit(bench.example_loss, bench._zeros(20), (X, y), epochs=3, optimizer=0.1,
+                      batch_size=1024, key=jax.random.key(0))
+        jax.block_until_ready(r.params)
+        print(json.dumps(dict(imported_mib=imported, data_loaded_mib=loaded, peak_mib=rss(),
+                              data_mib=(X.nbytes + y.nbytes) / 2**20)))
+    """)
+    out = _python(code)
+    if "error" not in out:
+        out["limit_mib"] = 2.5 * out["data_mib"] + 300
+        out["ok"] = out["peak_mib"] <= out["limit_mib"]
+    return out
+
+
+def small_while_loops(byte_threshold: int, cases: dict, repeats: int) -> dict:
+    """The explicit opt-in: jaxgd's SGD and batch-32 rows in a fresh process whose XLA_FLAGS set
+    `--xla_cpu_small_while_loop_byte_threshold` (jaxgd itself never sets it)."""
+    flag = f"--xla_cpu_small_while_loop_byte_threshold={byte_threshold}"
+    env = {"XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()}
+    code = _PRELUDE + textwrap.dedent(f"""
+        from jaxgd import bench
+        out = {{}}
+        for case, cfg in {cases!r}.items():
+            out[case] = bench.time_case(case, cfg, {repeats}, say=lambda *a: None,
+                                        impls=("jaxgd",))["jaxgd"]
+        print(json.dumps(out))
+    """)
+    return dict(flag=flag, results=_python(code, env=env))
+
+
+# ---------------------------------------------------------------------------------------------
+# Recompilations and growth, in this process.
+
+
+def recompiles(n: int) -> dict:
+    """`fit` again with a new learning rate, key and data values of the same shapes, for each
+    schedule: how many times `loop._run` was traced and how many XLA programs were compiled."""
+    import jax.monitoring
+
+    compiled = []
+
+    def listen(name, secs, **kw):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiled.append(secs)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        return _count_recompiles(n, compiled)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def _count_recompiles(n, compiled):
+    X, y = make_data(n)
+    X2, y2 = make_data(n, seed=1)
+    out = {}
+    for label, batch in (("full batch", None), ("SGD", 1), ("mini-batch 32", 32)):
+
+        def fit(lr, seed, data, batch=batch):
+            shuffle = {} if batch is None else dict(key=jax.random.key(seed))
+            r = jaxgd.fit(example_loss, _zeros(20), data, epochs=2, optimizer=lr,
+                          batch_size=batch, **shuffle)  # fmt: skip
+            jax.block_until_ready(r.params)
+
+        fit(0.1, 0, (X, y))
+        traces, xla = loop._traces, len(compiled)
+        fit(0.05, 1, (X, y))  # a new learning rate and key
+        fit(0.3, 2, (X2, y2))  # new data values
+        fit(np.float32(0.2), 3, (X2, y2))
+        out[label] = dict(traces=loop._traces - traces, xla_compiles=len(compiled) - xla)
+    return out
+
+
+def growth(sizes: dict, say=print) -> dict:
+    """jaxgd's epoch time against n (d = 20) and against d, per schedule, with ns per example."""
+    rows = []
+    points = [(n, 20) for n in sizes["growth_n"]]
+    points += [(sizes["growth_d_n"], d) for d in sizes["growth_d"] if d != 20]
+    for n, d in points:
+        X, y = make_data(n, d)
+        for schedule, batch in (("full batch", None), ("SGD", 1), ("mini-batch 32", 32)):
+            epochs = max(2, min(200, 2_000_000 // (n * max(1, d // 20))))
+            runner = _jaxgd(X, y, batch)
+            runner(epochs)  # compile
+            times = []
+            for r in range(sizes["growth_repeats"]):
+                start = time.perf_counter()
+                runner(epochs, seed=r)
+                times.append((time.perf_counter() - start) / epochs)
+            ms = 1e3 * statistics.median(times)
+            rows.append(dict(schedule=schedule, n=n, d=d, epoch_ms=ms, epochs_per_call=epochs,
+                             ns_per_example=1e6 * ms / n))  # fmt: skip
+            say(f"  growth {schedule:13s} n={n:>8} d={d:>5}: {ms:9.3f} ms/epoch "
+                f"({1e6 * ms / n:7.1f} ns per example)")  # fmt: skip
+    fits = {}
+    for schedule in ("full batch", "SGD", "mini-batch 32"):
+        pts = [(r["n"], r["epoch_ms"]) for r in rows if r["schedule"] == schedule and r["d"] == 20]
+        if len(pts) >= 2:
+            slope, intercept = np.polyfit([p[0] for p in pts], [p[1] for p in pts], 1)
+            fits[schedule] = dict(ns_per_example=1e6 * slope, overhead_ms=intercept)
+    return dict(rows=rows, linear_fit=fits)
+
+
+def plot_growth(result: dict, path: Path):
+    """Epoch time against n and against d, log-log, one line per schedule."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    d_n = max((r["n"] for r in rows if r["d"] != 20), default=None)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for schedule, style in (("full batch", "o-"), ("SGD", "s-"), ("mini-batch 32", "^-")):
+        by_n = sorted(
+            (r["n"], r["epoch_ms"]) for r in rows if r["schedule"] == schedule and r["d"] == 20
+        )
+        by_d = sorted(
+            (r["d"], r["epoch_ms"]) for r in rows if r["schedule"] == schedule and r["n"] == d_n
+        )
+        if by_n:
+            axes[0].loglog(*zip(*by_n, strict=True), style, label=schedule)
+        if by_d:
+            axes[1].loglog(*zip(*by_d, strict=True), style, label=schedule)
+    ns = sorted({r["n"] for r in rows if r["d"] == 20})
+    sgd = {r["n"]: r["epoch_ms"] for r in rows if r["schedule"] == "SGD" and r["d"] == 20}
+    if ns and ns[-1] in sgd:
+        ref = [sgd[ns[-1]] * n / ns[-1] for n in ns]
+        axes[0].loglog(ns, ref, "k:", label="linear in n")
+    axes[0].set(
+        xlabel="n (examples), d = 20", ylabel="ms per epoch", title="jaxgd.fit: epoch time vs n"
+    )
+    axes[1].set(xlabel=f"d (features), n = {d_n}", ylabel="ms per epoch", title="epoch time vs d")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run and its report.
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info = dict(cpu=cpu, cores=os.cpu_count(), system=platform.platform(),
+                python=platform.python_version(), jax=jax.__version__, numpy=np.__version__,
+                optax=optax.__version__, XLA_FLAGS=os.environ.get("XLA_FLAGS", ""))  # fmt: skip
+    with contextlib.suppress(ImportError):
+        import torch
+
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    return info
+
+
+def _goal_rows(times: dict) -> list:
+    rows = []
+    for label, case, num, den, kind, bound in GOALS:
+        if case not in times or num not in times[case] or den not in times[case]:
+            continue
+        ratio = times[case][num]["median_ms"] / times[case][den]["median_ms"]
+        lo = times[case][num]["min_ms"] / times[case][den]["max_ms"]
+        hi = times[case][num]["max_ms"] / times[case][den]["min_ms"]
+        met = ratio >= bound if kind == "min" else ratio <= bound
+        goal = f"≥ {bound:g}×" if kind == "min" else f"≤ {bound:g}"
+        rows.append(dict(goal=label, bound=goal, ratio=ratio, spread=(lo, hi), met=met))
+    return rows
+
+
+def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True,
+        fresh_processes=True, xla_small_while_loop_bytes=None, say=print) -> dict:  # fmt: skip
+    """The whole benchmark; returns a JSON-ready dict (see `report` for the Markdown).
+
+    Args:
+      quick: fewer repeats and a smaller growth sweep (~2-3 min).
+      smoke: tiny sizes (seconds): checks the harness, not the speed.
+      repeats: override the number of interleaved repeats per case.
+      cases: a subset of "sgd", "mb32", "full", "mb1024" (default all).
+      growth_sweep: measure epoch time against n and d.
+      fresh_processes: measure import time, first-fit compile time and peak memory in
+        subprocesses (each starts Python and JAX: a few seconds).
+      xla_small_while_loop_bytes: opt in to timing jaxgd's SGD and batch-32 rows once more in a
+        fresh process with `--xla_cpu_small_while_loop_byte_threshold=<this>` in XLA_FLAGS.
+      say: progress printer (`lambda *a: None` for silence).
+
+    Returns:
+      `{"machine", "sizes", "times", "goals", "agreement", "recompiles", "compile",
+      "memory", "imports", "growth", "small_while_loops", "seconds"}`.
+    """
+    start = time.perf_counter()
+    mode = "smoke" if smoke else "quick" if quick else "full"
+    sizes = _SIZES[mode]
+    reps = repeats or sizes["repeats"]
+    chosen = {k: v for k, v in sizes["cases"].items() if cases is None or k in cases}
+    out = dict(mode=mode, machine=machine(), sizes=dict(chosen), repeats=reps, lr=LR)
+    out["load_before"] = os.getloadavg()
+    say(f"jaxgd benchmarks ({mode}): {out['machine']['cpu']}, {out['machine']['cores']} cores")
+    out["agreement"] = {}
+    for case, cfg in chosen.items():
+        out["agreement"][case] = check_agreement(case, cfg)
+        a = out["agreement"][case]
+        say(f"  agreement {case}: max relative difference {a['max_rel_diff']:.1e} "
+            f"({'ok' if a['ok'] else 'DISAGREE'})")  # fmt: skip
+    out["times"] = {case: time_case(case, cfg, reps, say=say) for case, cfg in chosen.items()}
+    out["goals"] = _goal_rows(out["times"])
+    out["recompiles"] = recompiles(sizes["cases"]["mb32"]["n"])
+    if fresh_processes:
+        out["compile"] = first_fit_compile(sizes["cases"]["sgd"]["n"])
+        out["memory"] = peak_memory(sizes["memory_n"])
+        out["imports"] = import_times(sizes["import_repeats"])
+    if xla_small_while_loop_bytes is not None:
+        opt_cases = {k: chosen[k] for k in ("sgd", "mb32") if k in chosen}
+        out["small_while_loops"] = small_while_loops(xla_small_while_loop_bytes, opt_cases, reps)
+    if growth_sweep:
+        out["growth"] = growth(sizes, say=say)
+    out["load_after"] = os.getloadavg()
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def _fmt_ratio(r):
+    return f"{r:,.0f}×" if r >= 100 else f"{r:.1f}×" if r >= 10 else f"{r:.2f}×"
+
+
+def report(result: dict, command: str, plot: str | None = None) -> str:
+    """BENCHMARKS.md from a `run` result."""
+    m = result["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `jaxgd.bench` (issue 5); do not edit by hand. Regenerate with:",
+        "",
+        f"    {command}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores; {m['system']}; Python {m['python']}, "
+        f"jax {m['jax']}, optax {m['optax']}, NumPy {m['numpy']}"
+        + (f", torch {m['torch']} ({m['torch_threads']} threads)" if "torch" in m else "")
+        + f". XLA_FLAGS: `{m['XLA_FLAGS'] or '(none)'}`. Load average before/after: "
+        f"{result['load_before'][0]:.1f} / {result['load_after'][0]:.1f}. "
+        f"Mode: {result['mode']}, {result['repeats']} interleaved repeats; the run took "
+        f"{result['seconds'] / 60:.1f} min.",
+        "",
+        "Task: logistic regression (binary cross-entropy on the logit), float32, d = 20, "
+        f"zero initial weights, plain SGD with learning rate {result['lr']}.",
+        "",
+        "## Goals (ratios of median epoch times)",
+        "",
+        *(
+            ["**Smoke sizes**: a check of the harness, not of the goals (see the sizes below).", ""]
+            if result["mode"] == "smoke"
+            else []
+        ),
+        "| case | goal | measured | spread | met |",
+        "|---|---|---|---|---|",
+    ]
+    for g in result["goals"]:
+        lo, hi = g["spread"]
+        lines.append(f"| {g['goal']} | {g['bound']} | **{_fmt_ratio(g['ratio'])}** | "
+                     f"{_fmt_ratio(lo)}–{_fmt_ratio(hi)} | {'yes' if g['met'] else 'NO'} |")  # fmt: skip
+    if "memory" in result and "error" not in result["memory"]:
+        mem = result["memory"]
+        lines.append(f"| peak memory, shuffled mini-batch 1024, n=1e6 | ≤ 2.5 × data + 300 MB "
+                     f"= {mem['limit_mib']:.0f} MiB | **{mem['peak_mib']:.0f} MiB** | | "
+                     f"{'yes' if mem['ok'] else 'NO'} |")  # fmt: skip
+    if "compile" in result and "error" not in result["compile"]:
+        c = result["compile"]
+        lines.append(f"| first `fit` compile (fresh process) | ≤ 2 s | **{c['compile_s']:.2f} s** "
+                     f"| | {'yes' if c['compile_s'] <= 2 else 'NO'} |")  # fmt: skip
+    if "imports" in result and "error" not in result["imports"]:
+        im = result["imports"]
+        lines.append(f"| `import jaxgd` / `import jax, optax` | ≤ 1.2 | **{im['ratio']:.2f}** | | "
+                     f"{'yes' if im['ratio'] <= 1.2 else 'NO'} |")  # fmt: skip
+    rc = result["recompiles"]
+    worst = max(v["traces"] for v in rc.values())
+    lines.append(f"| recompilations for a new lr, key or data values | 0 | **{worst}** | | "
+                 f"{'yes' if worst == 0 else 'NO'} |")  # fmt: skip
+    lines += [
+        "",
+        "Spread: the smallest and largest ratio the repeats allow (min of one over max of the "
+        "other and back).",
+        "",
+        "## Epoch times",
+        "",
+        "| case | n | batch | implementation | median ms/epoch | min–max | timed as |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case, impls in result["times"].items():
+        cfg = result["sizes"][case]
+        for name, t in impls.items():
+            lines.append(f"| {case} | {cfg['n']:,} | {cfg['batch'] or 'full'} | {_LABELS[name]} | "
+                         f"{t['median_ms']:.3f} | {t['min_ms']:.3f}–{t['max_ms']:.3f} | {t['how']} |")  # fmt: skip
+    lines += [
+        "",
+        "jaxgd's figure is the whole `fit` call divided by its epochs: NumPy data in, with the "
+        "host checks and the copy of unaligned NumPy memory that XLA needs. The slow loops time "
+        "the stated number of steps plus their per-epoch shuffle and scale the steps to an epoch.",
+        "",
+        "## Agreement: every implementation on the same example orders",
+        "",
+        "| case | epochs | loss at start | "
+        + " | ".join(_LABELS[k] for k in _LABELS)
+        + " | max rel. diff |",
+        "|---|---|---|" + "---|" * len(_LABELS) + "---|",
+    ]
+    for case, a in result["agreement"].items():
+        cells = [f"{a['losses'][k]:.6f}" if k in a["losses"] else "" for k in _LABELS]
+        lines.append(f"| {case} | {a['epochs']} | {a['start']:.6f} | " + " | ".join(cells)
+                     + f" | {a['max_rel_diff']:.1e} {'ok' if a['ok'] else 'DISAGREE'} |")  # fmt: skip
+    lines += ["", "## Compile, recompilation, memory, import", ""]
+    if "compile" in result:
+        c = result["compile"]
+        if "error" in c:
+            lines.append(f"* First `fit`: failed: {c['error']}")
+        else:
+            lines.append(f"* First `fit` in a fresh process (SGD, n = {result['sizes'].get('sgd', {}).get('n', '?')}, "
+                         f"5 epochs): {c['first_s']:.2f} s, a second with a new lr and key "
+                         f"{c['second_s']:.3f} s: {c['compile_s']:.2f} s of tracing and compiling, of "
+                         f"which XLA compiled {c['xla_compiles']} programs in {c['xla_compile_s']:.2f} s "
+                         f"(the run itself {c['run_xla_s']:.2f} s; the rest are the argument checks' "
+                         "small eager ops, compiled once per process).")  # fmt: skip
+    lines.append("* Recompilations after the first `fit` when only the learning rate, key or data "
+                 "values change (traces of `loop._run` / XLA compilations): "
+                 + "; ".join(f"{k}: {v['traces']} / {v['xla_compiles']}" for k, v in rc.items())
+                 + ".")  # fmt: skip
+    if "memory" in result:
+        mem = result["memory"]
+        if "error" in mem:
+            lines.append(f"* Peak memory: failed: {mem['error']}")
+        else:
+            lines.append(f"* Peak resident memory (VmHWM, fresh process) of a shuffled "
+                         f"mini-batch 1024 `fit` on NumPy data of {mem['data_mib']:.0f} MiB: "
+                         f"{mem['peak_mib']:.0f} MiB (after `import jax, jaxgd`: "
+                         f"{mem['imported_mib']:.0f} MiB; with the data: {mem['data_loaded_mib']:.0f} "
+                         f"MiB); the goal allows {mem['limit_mib']:.0f} MiB.")  # fmt: skip
+    if "imports" in result:
+        im = result["imports"]
+        if "error" in im:
+            lines.append(f"* Import time: failed: {im['error']}")
+        else:
+            md = im["median_s"]
+            lines.append(f"* Import (fresh processes, median of {len(im['seconds']['jaxgd'])}): "
+                         f"`import jaxgd` {md['jaxgd']:.2f} s, `import jax, optax` "
+                         f"{md['jax, optax']:.2f} s: ratio {im['ratio']:.2f}.")  # fmt: skip
+    if "small_while_loops" in result:
+        sw = result["small_while_loops"]
+        res = sw["results"]
+        lines.append(f"* Opt-in `XLA_FLAGS={sw['flag']}` (set only in a separate process): "
+                     + (f"not usable here: {res['error']}" if "error" in res else "; ".join(
+                         f"{case} jaxgd {t['median_ms']:.3f} ms/epoch (default "
+                         f"{result['times'][case]['jaxgd']['median_ms']:.3f})"
+                         for case, t in res.items())) + ".")  # fmt: skip
+    if "growth" in result:
+        gr = result["growth"]
+        lines += ["", "## Growth with n and d (jaxgd.fit)", ""]
+        if plot:
+            lines += [f"![epoch time against n and d]({plot})", ""]
+        lines += ["| schedule | n | d | ms/epoch | ns per example |", "|---|---|---|---|---|"]
+        for r in gr["rows"]:
+            lines.append(f"| {r['schedule']} | {r['n']:,} | {r['d']} | {r['epoch_ms']:.3f} | "
+                         f"{r['ns_per_example']:.1f} |")  # fmt: skip
+        lines.append("")
+        for schedule, f in gr["linear_fit"].items():
+            lines.append(f"* {schedule}: a least-squares line over n (d = 20) gives "
+                         f"{f['ns_per_example']:.1f} ns per example plus {f['overhead_ms']:.2f} ms "
+                         "per epoch." + (" For SGD that is the cost of one update."
+                                         if schedule == "SGD" else ""))  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def key_ratios(result: dict) -> str:
+    """The goals table alone (Markdown), for the README."""
+    rows = ["| case | goal | measured | met |", "|---|---|---|---|"]
+    for g in result["goals"]:
+        rows.append(f"| {g['goal']} | {g['bound']} | {_fmt_ratio(g['ratio'])} | "
+                    f"{'yes' if g['met'] else 'no'} |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
+def main(argv=None) -> int:
+    """`jaxgd bench [--quick | --smoke] [--out DIR] ...`: runs `run` and writes the report."""
+    parser = argparse.ArgumentParser(prog="jaxgd bench", description=__doc__.split("\n\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer repeats, smaller growth sweep")
+    size.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness only")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats per case")
+    parser.add_argument("--cases", nargs="+", choices=sorted(_SIZES["full"]["cases"]),
+                        help="a subset of the cases")  # fmt: skip
+    parser.add_argument("--no-growth", action="store_true", help="skip the n and d sweep")
+    parser.add_argument("--no-subprocesses", action="store_true",
+                        help="skip import time, first-fit compile time and peak memory")  # fmt: skip
+    parser.add_argument("--xla-small-while-loop-bytes", type=int, metavar="N",
+                        help="opt in: time the SGD and batch-32 rows again in a separate process "
+                        "with XLA_FLAGS=--xla_cpu_small_while_loop_byte_threshold=N")  # fmt: skip
+    parser.add_argument("--out", default=".",
+                        help="folder for BENCHMARKS.md and benchmarks/growth.png (default .)")  # fmt: skip
+    parser.add_argument("--no-write", action="store_true", help="print only, write no files")
+    parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick, smoke=args.smoke, repeats=args.repeats, cases=args.cases,
+                 growth_sweep=not args.no_growth, fresh_processes=not args.no_subprocesses,
+                 xla_small_while_loop_bytes=args.xla_small_while_loop_bytes)  # fmt: skip
+    command = "python -m jaxgd.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    out = Path(args.out)
+    plot = "benchmarks/growth.png" if "growth" in result else None
+    text = report(result, command.strip(), plot)
+    if args.no_write:
+        print(text)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        if plot:
+            plot_growth(result["growth"], out / plot)
+        (out / "BENCHMARKS.md").write_text(text)
+        print(f"wrote {out / 'BENCHMARKS.md'}" + (f" and {out / plot}" if plot else ""))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+    print(key_ratios(result))
+    agree = all(a["ok"] for a in result["agreement"].values())
+    return 0 if agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

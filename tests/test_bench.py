@@ -1,0 +1,93 @@
+"""The benchmark harness at toy size: it runs, its implementations agree, its report is complete.
+
+No timed assertions: the harness is the measurement (issue 5), this only checks that it works.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch  # noqa: F401  (a test dependency: the PyTorch loop must run, not be skipped)
+
+from jaxgd import bench
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return bench.run(smoke=True, growth_sweep=False, fresh_processes=False, say=lambda *a: None)
+
+
+def test_every_implementation_reaches_the_same_loss(smoke):
+    assert set(smoke["agreement"]) == {"sgd", "mb32", "full", "mb1024"}
+    for case, a in smoke["agreement"].items():
+        assert a["ok"], (case, a["losses"])
+        assert set(a["losses"]) == set(bench._IMPLS[case])
+        assert all(v < a["start"] for v in a["losses"].values())  # they all trained
+
+
+def test_every_implementation_is_timed_and_every_goal_has_a_ratio(smoke):
+    for case, impls in smoke["times"].items():
+        assert set(impls) == set(bench._IMPLS[case])
+        for t in impls.values():
+            assert 0 < t["min_ms"] <= t["median_ms"] <= t["max_ms"]
+            assert t["samples"] == smoke["repeats"]
+    assert [g["goal"] for g in smoke["goals"]] == [g[0] for g in bench.GOALS]
+    assert all(np.isfinite(g["ratio"]) and g["ratio"] > 0 for g in smoke["goals"])
+
+
+def test_new_learning_rate_key_or_data_values_do_not_recompile(smoke):
+    assert smoke["recompiles"] == {
+        s: {"traces": 0, "xla_compiles": 0} for s in ("full batch", "SGD", "mini-batch 32")
+    }
+
+
+def test_report_and_key_ratios(smoke):
+    text = bench.report(smoke, "python -m jaxgd.bench --smoke", plot=None)
+    for heading in ("## Goals", "## Epoch times", "## Agreement", "## Compile"):
+        assert heading in text
+    assert "python -m jaxgd.bench --smoke" in text
+    assert "smoke sizes" in text.lower()  # a smoke run says its ratios are not the goals' sizes
+    table = bench.key_ratios(smoke)
+    assert table.count("\n") == 2 + len(bench.GOALS)
+    json.dumps(smoke)  # JSON-ready
+
+
+def test_growth_and_plot(tmp_path):
+    sizes = dict(growth_n=(64, 256), growth_d=(2,), growth_d_n=64, growth_repeats=1)
+    result = bench.growth(sizes, say=lambda *a: None)
+    assert {(r["schedule"], r["n"], r["d"]) for r in result["rows"]} == {
+        (s, n, d)
+        for s in ("full batch", "SGD", "mini-batch 32")
+        for n, d in ((64, 20), (256, 20), (64, 2))
+    }
+    assert set(result["linear_fit"]) == {"full batch", "SGD", "mini-batch 32"}
+    bench.plot_growth(result, tmp_path / "benchmarks" / "growth.png")
+    assert (tmp_path / "benchmarks" / "growth.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fresh_process_measurements():
+    memory = bench.peak_memory(1_000)
+    assert "error" not in memory, memory
+    assert memory["peak_mib"] >= memory["data_loaded_mib"] >= memory["imported_mib"] > 0
+    compile_ = bench.first_fit_compile(100)
+    assert "error" not in compile_, compile_
+    assert compile_["first_s"] > compile_["second_s"] > 0 and compile_["xla_compiles"] >= 1
+    imports = bench.import_times(1)
+    assert "error" not in imports, imports
+    assert imports["ratio"] > 0
+
+
+def test_main_writes_the_report(tmp_path, capsys):
+    argv = [
+        "--smoke",
+        "--cases",
+        "full",
+        "--no-growth",
+        "--no-subprocesses",
+        "--out",
+        str(tmp_path),
+    ]
+    assert bench.main(argv) == 0
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "python -m jaxgd.bench --smoke --cases full" in text
+    assert "| case | goal | measured | met |" in capsys.readouterr().out
