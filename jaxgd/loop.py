@@ -716,9 +716,11 @@ def fit(
 def _to_jax(data, shared: list):
     """Numeric NumPy arrays of a pair `(X, y)` as JAX arrays; anything else unchanged.
 
-    `jax.device_put` copies a NumPy array only when XLA cannot use it in place (it is not 64-byte
-    aligned), where `jnp.asarray` always copies, and slower. An array used in place is noted in
-    `shared`: `fit` then waits for its run to finish, so that writing to it later is safe.
+    XLA:CPU reads a NumPy array in place when it is C-contiguous and 64-byte aligned; any other
+    `jax.device_put` copies, slowly (41 ms for 80 MB here, page faults included; `jnp.asarray`
+    is slower still), where NumPy copies it into a private aligned buffer in 7 ms, then read in
+    place. An array of the caller's read in place is noted in `shared`: `fit` then waits for its
+    run to finish, so that writing to it afterwards is safe.
     """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         return data
@@ -726,12 +728,28 @@ def _to_jax(data, shared: list):
     def put(a):
         if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
             return a
+        if a.dtype == jax.dtypes.canonicalize_dtype(a.dtype) and (
+            a.ctypes.data % _ALIGN or not a.flags.c_contiguous
+        ):
+            return jax.device_put(_aligned_copy(a))
         out = jax.device_put(a)
         if a.size and out.unsafe_buffer_pointer() == a.ctypes.data:
             shared.append(a)
         return out
 
     return tuple(jax.tree.map(put, part) for part in data)
+
+
+_ALIGN = 64  # Bytes: the alignment at which XLA:CPU uses a host buffer in place.
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `a` that starts at a multiple of `_ALIGN` bytes."""
+    buffer = np.empty(a.nbytes + _ALIGN, np.uint8)
+    start = -buffer.ctypes.data % _ALIGN
+    out = buffer[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    np.copyto(out, a)
+    return out
 
 
 def _pad_rows(rows, size):
