@@ -31,6 +31,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -357,6 +358,7 @@ def _python(code: str, env=None, timeout=600) -> dict:
                           env=full_env, timeout=timeout)  # fmt: skip
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        tail = [re.sub(r"^[FEW]\d{4} [\d:.]+\s+\d+ \S+\] ", "", line) for line in tail]  # glog
         return {"error": " | ".join(tail)[-400:] or f"exit code {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -514,7 +516,7 @@ def growth(sizes: dict, say=print) -> dict:
     for n, d in points:
         X, y = make_data(n, d)
         for schedule, batch in (("full batch", None), ("SGD", 1), ("mini-batch 32", 32)):
-            epochs = max(2, min(200, 2_000_000 // (n * max(1, d // 20))))
+            epochs = max(5, min(200, 2_000_000 // (n * max(1, d // 20))))
             runner = _jaxgd(X, y, batch)
             runner(epochs)  # compile
             times = []
@@ -531,7 +533,8 @@ def growth(sizes: dict, say=print) -> dict:
     for schedule in ("full batch", "SGD", "mini-batch 32"):
         pts = [(r["n"], r["epoch_ms"]) for r in rows if r["schedule"] == schedule and r["d"] == 20]
         if len(pts) >= 2:
-            slope, intercept = np.polyfit([p[0] for p in pts], [p[1] for p in pts], 1)
+            ns, ms = np.array(pts, float).T  # relative residuals: weights 1 / time
+            slope, intercept = np.polyfit(ns, ms, 1, w=1 / ms)
             fits[schedule] = dict(ns_per_example=1e6 * slope, overhead_ms=intercept)
     return dict(rows=rows, linear_fit=fits)
 
@@ -805,10 +808,11 @@ def report(result: dict, command: str, plot: str | None = None) -> str:
                          f"{r['ns_per_example']:.1f} |")  # fmt: skip
         lines.append("")
         for schedule, f in gr["linear_fit"].items():
-            lines.append(f"* {schedule}: a least-squares line over n (d = 20) gives "
-                         f"{f['ns_per_example']:.1f} ns per example plus {f['overhead_ms']:.2f} ms "
-                         "per epoch." + (" For SGD that is the cost of one update."
-                                         if schedule == "SGD" else ""))  # fmt: skip
+            lines.append(f"* {schedule}: a line through the epoch times over n (d = 20, least "
+                         f"relative squares) gives {f['ns_per_example']:.1f} ns per example plus "
+                         f"{f['overhead_ms']:.2f} ms per epoch."
+                         + (" For SGD the former is the cost of one update."
+                            if schedule == "SGD" else ""))  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
