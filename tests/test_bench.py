@@ -21,7 +21,7 @@ def test_every_implementation_reaches_the_same_loss(smoke):
     assert set(smoke["agreement"]) == {"sgd", "mb32", "full", "mb1024"}
     for case, a in smoke["agreement"].items():
         assert a["ok"], (case, a["losses"])
-        assert set(a["losses"]) == set(bench._IMPLS[case])
+        assert set(a["losses"]) == set(bench._IMPLS[case]) - {"jaxgd_eval"}
         assert all(v < a["start"] for v in a["losses"].values())  # they all trained
 
 
