@@ -868,6 +868,8 @@ def main(argv=None) -> int:
         print(f"wrote {out / 'BENCHMARKS.md'}" + (f" and {out / plot}" if plot else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+    if result["mode"] == "smoke":
+        print("Smoke sizes: the ratios below check the harness, not the goals.")
     print(key_ratios(result))
     agree = all(a["ok"] for a in result["agreement"].values())
     return 0 if agree else 1
