@@ -436,3 +436,27 @@ def test_numpy_data_used_in_place_is_safe_to_overwrite_after_fit():
     ref = jaxgd.fit(logistic_loss, zeros(), (jnp.asarray(X), y), **common)
     np.testing.assert_array_equal(r.losses, ref.losses)
     np.testing.assert_array_equal(r.params["w"], ref.params["w"])
+
+
+@pytest.mark.parametrize("optimizer", [30.0, optax.sgd(30.0)])
+def test_divergence_in_the_ragged_last_batch(optimizer):
+    X, y = jnp.arange(1.0, 6.0), jnp.ones(5)  # batches of 2, 2 and the last 1
+    f = lambda w, x, y: (w * x - y) ** 2
+    r = jaxgd.fit(f, 0.1, (X, y), epochs=10, optimizer=optimizer, batch_size=2)
+    # Replay in float32: the first update whose loss, gradient or result is not finite stops.
+    w, flat, losses = np.float32(0.1), None, []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(30):
+            xb = np.asarray(X[2 * (k % 3) : 2 * (k % 3) + 2])
+            loss = np.mean((w * xb - 1) ** 2)
+            grad = np.mean(2 * (w * xb - 1) * xb)
+            new = np.float32(w - np.float32(30.0) * grad)
+            losses.append(loss)
+            if not (np.isfinite(loss) and np.isfinite(grad) and np.isfinite(new)):
+                flat = k
+                break
+            w = new
+    assert flat is not None and flat % 3 == 2 and bool(r.diverged)  # in a ragged batch
+    assert (int(r.diverged_epoch), int(r.diverged_update)) == divmod(flat, 3)
+    np.testing.assert_allclose(r.params, w, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(r.losses).ravel()[:flat], losses[:flat], rtol=1e-5)
