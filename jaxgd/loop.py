@@ -21,8 +21,9 @@ not the order `jax.random.permutation` would draw.
 
 The whole run is one compiled program: an outer `lax.scan` over epochs whose body is a
 `lax.scan` over that epoch's batches, each gathered from the data by its row indices (sliced when
-the data are visited in order). A ragged last batch is padded to m rows and masked, so every
-step has one shape and its loss is the mean over its real examples. Divergence is checked once
+the data are visited in order). A ragged last batch is one more step after that scan, in the
+same program, and its loss is the mean over its own examples (a mesh pads and masks batches
+instead, see `jaxgd.distributed`). Divergence is checked once
 per epoch; only an epoch that met a non-finite value runs again update by update, to stop before
 the first one.
 
