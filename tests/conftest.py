@@ -1,20 +1,17 @@
-"""Strict test configuration (after equinox's tests/conftest.py).
+"""Fixtures shared by the tests; the strict JAX configuration is in the root conftest.py."""
 
-`jax_numpy_rank_promotion="raise"` turns the classic `(n,)` against `(n, 1)` bug into an error.
-Warnings are errors (pyproject's `filterwarnings`) unless a line there says why not.
-"""
+from pathlib import Path
 
-import jax
 import pytest
 
-jax.config.update("jax_numpy_rank_promotion", "raise")
-
-SHARED_DATA = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture
 def shared_data():
     """Path to ../shared/data (the lectures' public data sets), beside the checkout."""
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"reference data not found at {SHARED_DATA}; CI has ../shared/data beside the repo")
+        pytest.fail(
+            f"reference data not found at {SHARED_DATA}; CI has ../shared/data beside the repo"
+        )
     return SHARED_DATA
