@@ -566,5 +566,20 @@ def _bench(argv: list[str]) -> int:
     return EXIT_FAILED
 
 
+def entry() -> None:
+    """The `jaxgd` console script: `main()`, then exit with its status.
+
+    After Ctrl-C it exits at once with `os._exit(130)`: JAX's threads may still be inside a
+    compiled call, and the interpreter's normal teardown can then crash (seen as a SIGSEGV exit
+    instead of 130). The result files are already complete or absent at that point.
+    """
+    status = main()
+    if status == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
