@@ -13,19 +13,12 @@ part's mean and std.
 import jax
 import numpy as np
 
-import jaxgd
 from jaxgd import data as datasets
-from jaxgd import losses, models
+from jaxgd import models
 from jaxgd.experiments import _common
+from jaxgd.experiments.logistic import _ACCURACY, bce_loss  # lecture 3.6's model and loss
 
 DESCRIPTION = "unit 3 exercise: banknote logistic regression, 1097/275 split, about 98 % accuracy"
-
-_ACCURACY = {"accuracy": jaxgd.binary_accuracy(models.logistic_regression)}
-
-
-def bce_loss(params, x, y):
-    """Binary cross-entropy of ONE example on the model's probability, as the exercise's loss."""
-    return losses.binary_cross_entropy(models.logistic_regression(params, x), y)
 
 
 def run(
