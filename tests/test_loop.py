@@ -276,6 +276,7 @@ def test_learning_rate_zero_only_evaluates():
 def test_metrics_validation_and_early_stopping():
     X, y = make_data(n=40)
     Xv, yv = make_data(n=20, seed=1)
+    yv = 1 - yv  # Validation labels the training data contradict: val_loss rises from epoch 0.
     acc = jaxgd.binary_accuracy(logit, threshold=0.0)
     r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=30, optimizer=0.5, batch_size=8,
                   val_data=(Xv, yv), metrics={"accuracy": acc},
@@ -285,9 +286,9 @@ def test_metrics_validation_and_early_stopping():
     z = Xv @ np.asarray(r.params["w"]) + float(r.params["b"])
     np.testing.assert_allclose(val[run - 1], np.mean(np.logaddexp(0, z) - yv * z), rtol=1e-5)
     np.testing.assert_allclose(r.val_metrics["accuracy"][run - 1], np.mean((z > 0) == (yv > 0.5)))
-    if run < 30:  # stopped: the last 3 epochs did not beat the best before them
-        assert val[run - 4] <= val[run - 3 : run].min()
-        assert np.isnan(val[run:]).all() and np.isnan(r.losses[run:]).all()
+    assert run == 4  # the best val_loss at epoch 0, then 3 epochs without improvement
+    assert val[0] <= val[1:run].min()
+    assert np.isnan(val[run:]).all() and np.isnan(r.losses[run:]).all()
     assert r.train_metrics["accuracy"].shape == (30,)
     # A patience that cannot trigger runs every epoch.
     r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=5, optimizer=0.5, val_data=(Xv, yv),
