@@ -576,9 +576,18 @@ def _prepare(
         val_data = _checks.check_val_data(_to_jax(val_data, shared), X, y)
     if early_stopping is not None:
         early_stopping = _check_early_stopping(early_stopping, metrics, val_data, eval_train)
-    params = jax.tree.map(jnp.asarray, params)
+    # Host values reach the device by `device_put`: `jnp.asarray` compiles a small XLA program per
+    # new shape and dtype (jax 0.10), time and memory a first `fit` spent for nothing.
+    put = lambda value, dtype=None: jax.device_put(np.asarray(value, dtype))
+
+    def owned(leaf):  # A copy of a NumPy leaf: `device_put` reads aligned NumPy memory in place.
+        if isinstance(leaf, (np.ndarray, np.generic)):
+            return jax.device_put(np.array(leaf))
+        return jnp.asarray(leaf)  # A jax array as it is; a Python float weakly typed.
+
+    params = jax.tree.map(owned, params)
     dtype = jnp.result_type(*jax.tree.leaves(params))
-    lr = jnp.asarray(0.0 if lr is None else lr, dtype)
+    lr = put(0.0 if lr is None else lr, dtype)
     opt_state = init_opt_state(params, optimizer=optimizer) if opt_state is None else opt_state
     plan = _Plan(
         n=n,
@@ -593,10 +602,10 @@ def _prepare(
     data = jax.tree.map(jnp.asarray, (X, y))
     val_data = None if val_data is None else jax.tree.map(jnp.asarray, val_data)
 
-    worst = jnp.inf if early_stopping is None or early_stopping.mode == "min" else -jnp.inf
+    worst = np.inf if early_stopping is None or early_stopping.mode == "min" else -np.inf
     state = _State(
-        params, opt_state, jnp.array(False), jnp.array(False), jnp.array([-1, -1], jnp.int32),
-        jnp.asarray(worst, dtype), jnp.array(0, jnp.int32), jnp.array(0, jnp.int32),
+        params, opt_state, put(False), put(False), put([-1, -1], np.int32), put(worst, dtype),
+        put(0, np.int32), put(0, np.int32),
     )  # fmt: skip
     if mesh is not None:  # Params, optimizer state and data on every device of the mesh.
         state, data, val_data, lr = distributed.replicate((state, data, val_data, lr), mesh)

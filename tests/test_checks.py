@@ -86,3 +86,45 @@ def test_example_fn_sees_one_example_with_its_dtype_and_weak_type():
         ((), jnp.float32, False, (2,)),
         ((3,), jnp.float32, True, ()),
     ]
+
+
+def _compiles(fn) -> int:
+    """How many XLA programs `fn()` compiled."""
+    compiled = []
+
+    def listen(name, secs, **kw):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiled.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        fn()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return len(compiled)
+
+
+def test_prepare_on_numpy_inputs_compiles_nothing_and_owns_its_params():
+    """`fit`'s checks and inputs (`loop._prepare`) dispatch no XLA program: a first `fit` compiles
+    its run, not a dozen small eager ops. A NumPy params leaf is copied even when it is aligned,
+    where `device_put` would read it in place: writing to it afterwards changes nothing."""
+    X = np.random.default_rng(1).standard_normal((300, 4), dtype=np.float32)
+    y = np.zeros(300, np.float32)
+    w = loop._aligned_copy(np.ones(4, np.float32))  # Aligned: `device_put` could share it.
+    params = {"w": w, "b": np.float32(0.0)}
+    loss = lambda p, x, y: (x @ p["w"] + p["b"] - y) ** 2
+    key = jax.random.key(0)  # Compiles its own small programs: made before counting.
+    prepared = []
+
+    def prepare():
+        prepared.append(
+            loop._prepare(loss, params, (X, y), epochs=2, optimizer=0.1, batch_size=32, key=key)
+        )
+
+    assert _compiles(prepare) == 0
+    state = prepared[0].state
+    w[:] = 7.0
+    np.testing.assert_array_equal(state.params["w"], np.ones(4, np.float32))
+    assert prepared[0].lr.dtype == state.params["b"].dtype == jnp.float32
+    python_float = loop._prepare(loss, {"w": w, "b": 0.0}, (X, y), epochs=1, optimizer=0.1)
+    assert python_float.state.params["b"].weak_type  # As `jnp.asarray(0.0)` makes it.
