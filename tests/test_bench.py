@@ -68,7 +68,8 @@ def test_growth_and_plot(tmp_path):
 def test_fresh_process_measurements():
     memory = bench.peak_memory(1_000)
     assert "error" not in memory, memory
-    assert memory["peak_mib"] >= memory["data_loaded_mib"] >= memory["imported_mib"] > 0
+    assert memory["peak_mib"] >= memory["before_fit_mib"] >= memory["data_loaded_mib"]
+    assert memory["data_loaded_mib"] >= memory["imported_mib"] > 0
     compile_ = bench.first_fit_compile(100)
     assert "error" not in compile_, compile_
     assert compile_["first_s"] > compile_["second_s"] > 0 and compile_["xla_compiles"] >= 1
