@@ -38,6 +38,45 @@ def _describe(path) -> str:
     return jax.tree_util.keystr(path) or "(the array itself)"
 
 
+def _on_host(a) -> bool:
+    """Whether NumPy can read `a` in place: a NumPy array or a jax array on one CPU device."""
+    if isinstance(a, jax.core.Tracer):
+        return False
+    if isinstance(a, jax.Array):
+        devices = a.devices()
+        return len(devices) == 1 and next(iter(devices)).platform == "cpu"
+    return True
+
+
+@jax.jit
+def _all_finite_on_device(a):
+    return jnp.isfinite(a).all()  # One fused program: no boolean array of a's size.
+
+
+def _all_finite(a) -> bool:
+    """Whether every value of the float array `a` is finite.
+
+    On the host with NumPy, in place and without a compile: NaN propagates through `min` and
+    `max`, and an infinity is the minimum or the maximum, so both are finite exactly when every
+    value is (no boolean temporary of `a`'s size, no overflow as a sum would risk). Elsewhere
+    one fused XLA program.
+    """
+    if not _on_host(a):
+        return bool(_all_finite_on_device(a))
+    a = np.asarray(a)
+    if a.size == 0:
+        return True
+    with np.errstate(invalid="ignore"):  # The NaN that min/max meet is the answer, not a fault.
+        return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+
+
+def _count_non_finite(a) -> int:
+    """How many values of `a` are NaN or inf (for the error message only)."""
+    if not _on_host(a):
+        return int(a.size - int(jnp.isfinite(a).sum()))
+    return int(a.size - np.count_nonzero(np.isfinite(np.asarray(a))))
+
+
 def check_data(data, name: str = "data"):
     """`data` is `(X, y)`: pytrees of arrays sharing the leading axis n > 0. Returns (X, y, n)."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -60,7 +99,7 @@ def check_data(data, name: str = "data"):
                     f"{where} must be an array, got {type(leaf).__name__}; "
                     "wrap it with `np.asarray(...)`."
                 )
-            if jnp.ndim(leaf) == 0:
+            if len(leaf.shape) == 0:
                 raise ValueError(
                     f"{where} is a scalar; data arrays need a leading axis of examples, "
                     "shape (n, ...)."
@@ -70,14 +109,12 @@ def check_data(data, name: str = "data"):
                 raise TypeError(f"{where} has complex dtype {dtype}; jaxgd trains on real numbers.")
             if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
                 raise TypeError(f"{where} has non-numeric dtype {dtype}.")
-            if np.issubdtype(dtype, np.floating):
-                finite = bool(jnp.isfinite(leaf).all())
-                if not finite:
-                    bad = int(np.size(leaf) - int(jnp.isfinite(leaf).sum()))
-                    raise ValueError(
-                        f"{where} holds {bad} non-finite value(s) (NaN or inf); "
-                        "clean or impute them before training."
-                    )
+            if np.issubdtype(dtype, np.floating) and not _all_finite(leaf):
+                bad = _count_non_finite(leaf)
+                raise ValueError(
+                    f"{where} holds {bad} non-finite value(s) (NaN or inf); "
+                    "clean or impute them before training."
+                )
             sizes.append((f"{part}{jax.tree_util.keystr(path)}", leaf.shape[0]))
     n = sizes[0][1]
     if any(s != n for _, s in sizes):
@@ -163,7 +200,7 @@ def check_params(params, name: str = "params"):
                 f"{where} has dtype {dtype}; gradients need floating-point params. "
                 "Use e.g. `jnp.asarray(value, dtype=jnp.float32)` or `1.0` instead of `1`."
             )
-        if not bool(jnp.isfinite(leaf).all()):
+        if not _all_finite(leaf):
             raise ValueError(f"{where} holds NaN or inf; start from finite parameters.")
 
 
@@ -227,10 +264,14 @@ def check_orders(orders, *, epochs: int, n: int, name: str = "orders"):
     return jnp.asarray(arr, dtype=jnp.int32)
 
 
+def _one_example(a) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(a.shape[1:], a.dtype, weak_type=getattr(a, "weak_type", False))
+
+
 def check_example_fn(fn, params, X, y, name: str, what: str = "loss"):
     """`fn(params, x, y)` must return a float scalar for ONE example (checked with eval_shape)."""
-    x0 = jax.tree.map(lambda a: a[0], X)
-    y0 = jax.tree.map(lambda a: a[0], y)
+    # One example's shape and dtype: `a[0]` of a jax array would dispatch (and compile) a slice.
+    x0, y0 = jax.tree.map(_one_example, (X, y))
     try:
         out = jax.eval_shape(fn, params, x0, y0)
     except (TypeError, ValueError) as err:
