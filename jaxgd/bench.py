@@ -622,7 +622,8 @@ def _goal_rows(times: dict) -> list:
 
 
 def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True,
-        fresh_processes=True, xla_small_while_loop_bytes=None, say=print) -> dict:  # fmt: skip
+        fresh_processes=True, xla_small_while_loop_bytes=None, streaming=True,
+        say=print) -> dict:  # fmt: skip
     """The whole benchmark; returns a JSON-ready dict (see `report` for the Markdown).
 
     Args:
@@ -635,6 +636,8 @@ def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True
         subprocesses (each starts Python and JAX: a few seconds).
       xla_small_while_loop_bytes: opt in to timing jaxgd's SGD and batch-32 rows once more in a
         fresh process with `--xla_cpu_small_while_loop_byte_threshold=<this>` in XLA_FLAGS.
+      streaming: measure streamed runs (`jaxgd.bench_stream`): epoch time against the in-memory
+        run, and the peak memory of a run on a 4 GB `np.memmap` (written to a temporary folder).
       say: progress printer (`lambda *a: None` for silence).
 
     Returns:
@@ -667,6 +670,10 @@ def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True
         out["small_while_loops"] = small_while_loops(xla_small_while_loop_bytes, opt_cases, reps)
     if growth_sweep:
         out["growth"] = growth(sizes, say=say)
+    if streaming:
+        from jaxgd import bench_stream
+
+        out["streaming"] = bench_stream.run(mode, say=say)
     out["load_after"] = os.getloadavg()
     out["seconds"] = time.perf_counter() - start
     return out
@@ -724,6 +731,11 @@ def report(result: dict, command: str, plot: str | None = None) -> str:
         im = result["imports"]
         lines.append(f"| `import jaxgd` / `import jax, optax` | ≤ 1.2 | **{im['ratio']:.2f}** | | "
                      f"{'yes' if im['ratio'] <= 1.2 else 'NO'} |")  # fmt: skip
+    if "streaming" in result:
+        from jaxgd import bench_stream
+
+        for row in bench_stream.goal_rows(result["streaming"]):
+            lines.append("| " + " | ".join(row[:4]) + f" | {'yes' if row[4] else 'NO'} |")
     rc = result["recompiles"]
     worst = max(v["traces"] for v in rc.values())
     lines.append(f"| recompilations for a new lr, key or data values | 0 | **{worst}** | | "
@@ -813,6 +825,10 @@ def report(result: dict, command: str, plot: str | None = None) -> str:
                          f"{case} jaxgd {t['median_ms']:.3f} ms/epoch (default "
                          f"{result['times'][case]['jaxgd']['median_ms']:.3f})"
                          for case, t in res.items())) + ".")  # fmt: skip
+    if "streaming" in result:
+        from jaxgd import bench_stream
+
+        lines += ["", *bench_stream.report_lines(result["streaming"])]
     if "growth" in result:
         gr = result["growth"]
         lines += ["", "## Growth with n and d (jaxgd.fit)", ""]
@@ -851,6 +867,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", nargs="+", choices=sorted(_SIZES["full"]["cases"]),
                         help="a subset of the cases")  # fmt: skip
     parser.add_argument("--no-growth", action="store_true", help="skip the n and d sweep")
+    parser.add_argument("--no-streaming", action="store_true",
+                        help="skip the streamed runs (they write a 4 GB memmap to a temp folder)")  # fmt: skip
     parser.add_argument("--no-subprocesses", action="store_true",
                         help="skip import time, first-fit compile time and peak memory")  # fmt: skip
     parser.add_argument("--xla-small-while-loop-bytes", type=int, metavar="N",
@@ -863,7 +881,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     result = run(quick=args.quick, smoke=args.smoke, repeats=args.repeats, cases=args.cases,
                  growth_sweep=not args.no_growth, fresh_processes=not args.no_subprocesses,
-                 xla_small_while_loop_bytes=args.xla_small_while_loop_bytes)  # fmt: skip
+                 xla_small_while_loop_bytes=args.xla_small_while_loop_bytes,
+                 streaming=not args.no_streaming)  # fmt: skip
     command = "python -m jaxgd.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     plot = "benchmarks/growth.png" if "growth" in result else None
@@ -882,6 +901,7 @@ def main(argv=None) -> int:
         print("Smoke sizes: the ratios below check the harness, not the goals.")
     print(key_ratios(result))
     agree = all(a["ok"] for a in result["agreement"].values())
+    agree = agree and result.get("streaming", {}).get("times", {}).get("same_params", True)
     return 0 if agree else 1
 
 

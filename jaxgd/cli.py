@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import inspect
 import json
+import math
 import os
 import re
 import sys
@@ -386,9 +387,12 @@ def _scalar(text: str, kind: type, flag: str, prog: str):
             raise _UsageError(f"{prog}: error: {flag} expects an integer, got {text!r}") from None
     if kind is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise _UsageError(f"{prog}: error: {flag} expects a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise _UsageError(f"{prog}: error: {flag} expects finite numbers, got {text!r}")
+        return value
     return text
 
 

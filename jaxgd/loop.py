@@ -189,16 +189,9 @@ def _mix(x: jax.Array) -> jax.Array:
     return x ^ (x >> 16)
 
 
-def _permutation(key, n: int) -> jax.Array:
-    """A random permutation of range(n), shape (n,) int32, without sorting.
-
-    `jax.random.permutation` sorts random keys, and XLA's CPU sort takes ~0.5 s for n = 10^6.
-    Here i -> F(i) is a keyed bijection of [0, a*b), a = ceil(sqrt(n)), b >= n / a even: a
-    Feistel network on the digits i = hi * b + lo whose rounds add a hash of one digit and the
-    round's key to the other, mod a or b, as format-preserving encryption does. The values it
-    sends past n walk on, F(F(i)), ..., until they land in range ("cycle walking"), which keeps it
-    a bijection of range(n). Cost: a few elementwise passes over a*b < n + 2 sqrt(n) + 2 integers.
-    """
+def _feistel(key, n: int):
+    """`(a, b, F)`: the digit bases and the keyed bijection F of [0, a*b) behind `_permutation`,
+    acting on digit pairs `(hi, lo)` of `i = hi * b + lo` (uint32 arrays of any shape)."""
     a = math.isqrt(max(n - 1, 0)) + 1  # ceil(sqrt(n)) < 2**16: `below` stays within uint32.
     b = 2 * -(-n // (2 * a))  # Even: XLA:CPU is ~15x slower on elementwise loops of odd length.
     rounds = 24 if n <= 2**16 else 6  # Small domains need more rounds to look uniform.
@@ -218,20 +211,49 @@ def _permutation(key, n: int) -> jax.Array:
         return hi, lo
 
     # The rounds as a loop, two per iteration, not unrolled: 1.8x faster here at n = 10^6.
-    F = lambda digits: lax.fori_loop(0, rounds // 2, two_rounds, digits)
+    return a, b, lambda digits: lax.fori_loop(0, rounds // 2, two_rounds, digits)
 
+
+def _cycle_walk(F, digits, start_ok, n: int, b: int):
+    """F(start), walked on through F while it is >= n, for the starts where `start_ok`."""
+    walk = lambda d: (d[0] * b + d[1] >= n) & start_ok
+    return lax.while_loop(
+        lambda d: jnp.any(walk(d)),
+        lambda d: jax.tree.map(functools.partial(jnp.where, walk(d)), F(d), d),
+        F(digits),
+    )
+
+
+def _permutation(key, n: int) -> jax.Array:
+    """A random permutation of range(n), shape (n,) int32, without sorting.
+
+    `jax.random.permutation` sorts random keys, and XLA's CPU sort takes ~0.5 s for n = 10^6.
+    Here i -> F(i) is a keyed bijection of [0, a*b), a = ceil(sqrt(n)), b >= n / a even: a
+    Feistel network on the digits i = hi * b + lo whose rounds add a hash of one digit and the
+    round's key to the other, mod a or b, as format-preserving encryption does. The values it
+    sends past n walk on, F(F(i)), ..., until they land in range ("cycle walking"), which keeps it
+    a bijection of range(n). Cost: a few elementwise passes over a*b < n + 2 sqrt(n) + 2 integers.
+    Entry i depends on i alone, so `_permutation_slice` computes any part of it by itself.
+    """
+    a, b, F = _feistel(key, n)
     start = lax.broadcasted_iota(jnp.uint32, (a, b), 0), lax.broadcasted_iota(jnp.uint32, (a, b), 1)
     # Walk on from F(i) >= n for every start i < n; each walk follows the cycle of F through i,
     # so it ends (starts i >= n are not ours: they may cycle beyond n for ever).
-    walk = lambda d: (d[0] * b + d[1] >= n) & (start[0] * b + start[1] < n)
-    hi, lo = F(start)
     if a * b > n:
-        hi, lo = lax.while_loop(
-            lambda d: jnp.any(walk(d)),
-            lambda d: jax.tree.map(functools.partial(jnp.where, walk(d)), F(d), d),
-            (hi, lo),
-        )
+        hi, lo = _cycle_walk(F, start, start[0] * b + start[1] < n, n, b)
+    else:
+        hi, lo = F(start)
     return (hi * b + lo).astype(jnp.int32).reshape(-1)[:n]
+
+
+@functools.partial(jax.jit, static_argnames=("n", "size"))
+def _permutation_slice(key, start, *, n: int, size: int) -> jax.Array:
+    """`_permutation(key, n)[start : start + size]` (start + size <= n), computing only those
+    entries: how a streamed run (`jaxgd.stream`) draws its orders without an (n,) array."""
+    a, b, F = _feistel(key, n)
+    i = start.astype(jnp.uint32) + jnp.arange(size, dtype=jnp.uint32)
+    hi, lo = _cycle_walk(F, (i // b, i % b), jnp.ones(size, bool), n, b)
+    return (hi * b + lo).astype(jnp.int32)
 
 
 def train_epoch(
@@ -534,18 +556,20 @@ class _Prepared(NamedTuple):
 def _prepare(
     example_loss, params, data, *, epochs, optimizer, batch_size=None, key=None, orders=None,
     drop_last=False, val_data=None, metrics=None, early_stopping=None, opt_state=None,
-    start_epoch=0, eval_train=True, shared=None, mesh=None,
+    start_epoch=0, eval_train=True, shared=None, mesh=None, host=False,
 ) -> _Prepared:  # fmt: skip
     """Checks `fit`'s arguments on the host, before anything compiles, and builds `_run`'s inputs.
 
-    `shared` collects the NumPy arrays that the run reads in place (see `_to_jax`).
+    `shared` collects the NumPy arrays that the run reads in place (see `_to_jax`). With `host`
+    the data and val_data stay the host arrays they are (a streamed run, `jaxgd.stream`).
     """
+    on_device = (lambda d: d) if host else (lambda d: _to_jax(d, shared))
     shared = [] if shared is None else shared
     _checks.check_callable(example_loss, "example_loss")
     mesh = distributed.check_mesh(mesh)
     epochs = _checks.check_int(epochs, "epochs", minimum=0)
     start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
-    X, y, n = _checks.check_data(_to_jax(data, shared), "data")
+    X, y, n = _checks.check_data(on_device(data), "data")
     _checks.check_params(params)
     tx, lr = _checks.check_learning_rate(optimizer)
     key = _checks.check_key(key)
@@ -573,7 +597,7 @@ def _prepare(
     for name, fn in metrics.items():
         _checks.check_example_fn(fn, params, X, y, f"metrics[{name!r}]", what="metric")
     if val_data is not None:
-        val_data = _checks.check_val_data(_to_jax(val_data, shared), X, y)
+        val_data = _checks.check_val_data(on_device(val_data), X, y)
     if early_stopping is not None:
         early_stopping = _check_early_stopping(early_stopping, metrics, val_data, eval_train)
     # Host values reach the device by `device_put`: `jnp.asarray` compiles a small XLA program per
@@ -599,15 +623,18 @@ def _prepare(
         mesh=mesh,
     )
     static = dict(example_loss=example_loss, tx=tx, metrics=tuple(metrics.items()), plan=plan)
-    data = jax.tree.map(jnp.asarray, (X, y))
-    val_data = None if val_data is None else jax.tree.map(jnp.asarray, val_data)
+    data = (X, y) if host else jax.tree.map(jnp.asarray, (X, y))
+    if val_data is not None and not host:
+        val_data = jax.tree.map(jnp.asarray, val_data)
 
     worst = np.inf if early_stopping is None or early_stopping.mode == "min" else -np.inf
     state = _State(
         params, opt_state, put(False), put(False), put([-1, -1], np.int32), put(worst, dtype),
         put(0, np.int32), put(0, np.int32),
     )  # fmt: skip
-    if mesh is not None:  # Params, optimizer state and data on every device of the mesh.
+    if mesh is not None and host:  # Params and optimizer state on every device of the mesh.
+        state, lr = distributed.replicate((state, lr), mesh)
+    elif mesh is not None:  # The same, and the data.
         state, data, val_data, lr = distributed.replicate((state, data, val_data, lr), mesh)
     return _Prepared(static, state, data, val_data, lr, key, orders, metrics, epochs, start_epoch)
 
@@ -633,11 +660,14 @@ def fit(
     callback: Callable[[int, FitResult], None] | None = None,
     epochs_per_call: int | None = None,
     mesh: jax.sharding.Mesh | None = None,
+    stream: bool | None = None,
+    stream_chunk: int | None = None,
 ) -> FitResult:
     """Trains `params` by gradient descent: full batch, stochastic or mini-batch.
 
     Every epoch is one `lax.scan` over its batches and the run is one compiled program (or one
-    per chunk of `epochs_per_call` epochs when you ask for a `callback`).
+    per chunk of `epochs_per_call` epochs when you ask for a `callback`). Data larger than
+    memory stays on the host and is streamed to the device a chunk at a time (`stream`).
 
     Args:
       example_loss: `example_loss(params, x, y) -> scalar`, the loss of ONE example. A batch's
@@ -677,6 +707,13 @@ def fit(
         each batch is split by rows over that axis, params and optimizer state are replicated,
         and XLA sums the gradients across devices (data parallelism, `jaxgd.distributed`). A
         batch that does not divide over the axis is padded and masked. Default: one device.
+      stream: train on `data` where it lives, on the host (NumPy arrays, `np.memmap`): each
+        epoch is cut into chunks of `stream_chunk` examples, gathered on the host in the
+        epoch's order while the chunk before trains on the device (`jaxgd.stream`). Device
+        memory is bounded by two chunks whatever n is; the result equals the in-memory run's
+        up to float rounding. Default (None): stream when an array of `data` is an `np.memmap`.
+      stream_chunk: examples per compiled call of a streamed run, rounded down to whole
+        batches (default: about 32 MiB of examples).
 
     Returns:
       A `FitResult`: `.params`, `.opt_state`, `.losses` (epochs, updates_per_epoch), per-epoch
@@ -702,12 +739,24 @@ def fit(
     if isinstance(optimizer, optax.GradientTransformation):
         _checks.check_params(params)
         _checks.check_opt_state(opt_state, optimizer, params)
+    from jaxgd import stream as streaming  # Imported here: it builds on this module.
+
+    streamed = streaming.wanted(data, stream)
+    if streamed:
+        streaming.check_host_data(data)
+        if val_data is not None:  # Validation data may be small device arrays: to the host.
+            val_data = jax.tree.map(np.asarray, val_data)
+    elif stream_chunk is not None:
+        raise ValueError(
+            "`stream_chunk` sets the chunks of a streamed run; pass `stream=True` (NumPy or "
+            "np.memmap data) to stream, or drop `stream_chunk`."
+        )
     shared = []  # NumPy arrays that the run reads in place.
     prep = _prepare(
         example_loss, params, data, epochs=epochs, optimizer=optimizer, batch_size=batch_size,
         key=key, orders=orders, drop_last=drop_last, val_data=val_data, metrics=metrics,
         early_stopping=early_stopping, opt_state=opt_state, start_epoch=start_epoch,
-        eval_train=eval_train, shared=shared, mesh=mesh,
+        eval_train=eval_train, shared=shared, mesh=mesh, host=streamed,
     )  # fmt: skip
     epochs = prep.epochs
     chunk = (
@@ -715,6 +764,16 @@ def fit(
         if epochs_per_call is None
         else min(epochs, _checks.check_int(epochs_per_call, "epochs_per_call", minimum=1))
     )
+    if streamed:
+        plan = prep.static["plan"]
+        rows = streaming.check_chunk(
+            stream_chunk,
+            n=plan.n,
+            batch_size=plan.batch_size,
+            row_bytes=_nbytes(prep.data) // plan.n,
+        )
+        result = streaming.run(prep, rows=rows, callback=callback, epochs_per_call=max(chunk, 1))
+        return _raise_if_diverged(result, on_divergence)
     state, data, val_data, lr, key, orders = (
         prep.state, prep.data, prep.val_data, prep.lr, prep.key, prep.orders,
     )  # fmt: skip
@@ -743,6 +802,10 @@ def fit(
     result = _result(state, pieces, metrics)
     if shared:
         jax.block_until_ready(result)
+    return _raise_if_diverged(result, on_divergence)
+
+
+def _raise_if_diverged(result: FitResult, on_divergence: str) -> FitResult:
     if on_divergence == "raise" and bool(result.diverged):
         raise DivergenceError(
             f"training diverged at epoch {int(result.diverged_epoch)}, update "

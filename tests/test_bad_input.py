@@ -431,7 +431,9 @@ CLI_CATALOGUE = [
     Cli("cli: a negative learning rate", ["run", "logistic", "--lr", "-0.05"],
         esc("jaxgd: error: `optimizer` as a learning rate must be finite and >= 0, got -0.05.")),
     Cli("cli: a NaN learning rate", ["run", "banknote", "--lr", "nan"],
-        esc("jaxgd: error: `optimizer` as a learning rate must be finite and >= 0, got nan.")),
+        esc("jaxgd run banknote: error: --lr expects finite numbers, got 'nan'")),
+    Cli("cli: a NaN among the swept learning rates", ["run", "learning_rate", "--lrs", "0.1,nan"],
+        esc("jaxgd run learning_rate: error: --lrs expects finite numbers, got 'nan'")),
     Cli("cli: a learning rate that is not a number", ["run", "logistic", "--lr", "fast"],
         esc("jaxgd run logistic: error: --lr expects a number, got 'fast'")),
     # data files

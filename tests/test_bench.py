@@ -52,6 +52,19 @@ def test_report_and_key_ratios(smoke):
     json.dumps(smoke)  # JSON-ready
 
 
+def test_streamed_runs_are_measured(smoke):
+    s = smoke["streaming"]
+    assert s["times"]["same_params"]  # Streamed from a memmap = in memory, bit for bit.
+    assert s["times"]["ratio"] > 0 and len(s["times"]["seconds"]["streamed"]) >= 1
+    mem = s["memory"]
+    assert "error" not in mem, mem
+    assert not mem["diverged"] and np.isfinite(mem["train_loss"])
+    assert 0 < mem["anon_peak"] <= mem["vmhwm"]
+    text = bench.report(smoke, "python -m jaxgd.bench --smoke", plot=None)
+    assert "## Streaming data from the host" in text
+    assert "peak memory of one epoch on a" in text
+
+
 def test_growth_and_plot(tmp_path):
     sizes = dict(growth_n=(64, 256), growth_d=(2,), growth_d_n=64, growth_repeats=1)
     result = bench.growth(sizes, say=lambda *a: None)

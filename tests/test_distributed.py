@@ -83,6 +83,18 @@ for (bs, opt), names in cases.items():
         report["replicated"][f"{name} bs={bs}"] = all(
             a.sharding.is_fully_replicated and len(a.sharding.device_set) == 8 for a in leaves)
 
+# Streamed from the host (stream=True), each chunk replicated and each batch split over the mesh.
+report["stream"] = {}
+for bs, opt in ((12, optax.sgd(0.3, momentum=0.9)), (None, 0.5)):
+    common = dict(epochs=2, optimizer=opt, batch_size=bs, key=jax.random.key(1),
+                  val_data=(X[:20], y[:20]))
+    ref = jaxgd.fit(logistic_loss, p0, (X, y), **common)
+    r = jaxgd.fit(logistic_loss, p0, (X, y), mesh=meshes["make_mesh"], stream=True,
+                  stream_chunk=36, **common)
+    leaves = jax.tree.leaves((r.params, r.opt_state))
+    report["stream"][f"bs={bs}"] = (max_err(r, ref), all(
+        a.sharding.is_fully_replicated and len(a.sharding.device_set) == 8 for a in leaves))
+
 # What each device computes: the compiled program's shapes are per device.
 def compiled(mesh, bs):
     prep = loop._prepare(logistic_loss, p0, (X, y), epochs=1, optimizer=0.5, batch_size=bs,
@@ -158,6 +170,12 @@ def test_shard_batch_pads_and_splits(eight_devices):
         got = eight_devices[f"shard_batch {name}"]
         assert got["spec"] == ["P('data',)"], got
         assert got["shape"] == [16, 5] and got["mask"] == 12, got
+
+
+def test_streamed_run_on_mesh(eight_devices):
+    assert set(eight_devices["stream"]) == {"bs=12", "bs=None"}
+    for case, (err, replicated) in eight_devices["stream"].items():
+        assert err < 1e-5 and replicated, (case, err, replicated)
 
 
 def test_sweep_on_mesh(eight_devices):
