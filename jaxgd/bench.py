@@ -786,8 +786,8 @@ def report(result: dict, command: str, plot: str | None = None) -> str:
                          f"{c['first_s']:.2f} s, a second with a new lr and key "
                          f"{c['second_s']:.3f} s: {c['compile_s']:.2f} s of tracing and compiling, of "
                          f"which XLA compiled {c['xla_compiles']} programs in {c['xla_compile_s']:.2f} s "
-                         f"(the run itself {c['run_xla_s']:.2f} s; the rest are the argument checks' "
-                         "small eager ops, compiled once per process).")  # fmt: skip
+                         f"(the run itself {c['run_xla_s']:.2f} s; the rest are small programs such as "
+                         "`jax.random.key`'s, compiled once per process).")  # fmt: skip
     lines.append("* Recompilations after the first `fit` when only the learning rate, key or data "
                  "values change (traces of `loop._run` / XLA compilations): "
                  + "; ".join(f"{k}: {v['traces']} / {v['xla_compiles']}" for k, v in rc.items())

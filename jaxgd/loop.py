@@ -784,7 +784,7 @@ def fit(
         chunk_orders = None if orders is None else _pad_rows(orders[done : done + span], chunk)
         state, losses, evals = _run(
             state, data, val_data, lr, key, chunk_orders,
-            jnp.asarray(prep.start_epoch + done, jnp.int32), jnp.asarray(span, jnp.int32),
+            np.int32(prep.start_epoch + done), np.int32(span),
             epochs=chunk, **static,
         )  # fmt: skip
         pieces.append((losses[:span], {k: v[:span] for k, v in evals.items()}))

@@ -192,7 +192,7 @@ def run(prep, *, rows: int, callback: Callable | None, epochs_per_call: int):
             return lambda span: orders[e, span[0] : span[1]]
         key = jax.random.fold_in(prep.key, epoch)
         return lambda span: np.asarray(
-            loop._permutation_slice(key, jnp.int32(span[0]), n=n, size=span[1] - span[0])
+            loop._permutation_slice(key, np.int32(span[0]), n=n, size=span[1] - span[0])
         )
 
     def train_epoch(state, e: int, epoch: int):
@@ -208,7 +208,7 @@ def run(prep, *, rows: int, callback: Callable | None, epochs_per_call: int):
                                        shuffle="none", eval_train=False, early=None)  # fmt: skip
             before = state
             state, chunk_losses, _ = loop._run(
-                state, chunk, None, prep.lr, None, None, jnp.int32(epoch), jnp.int32(1),
+                state, chunk, None, prep.lr, None, None, np.int32(epoch), np.int32(1),
                 example_loss=example_loss, tx=tx, metrics=(), plan=chunk_plan, epochs=1,
             )  # fmt: skip
             train.release_after(state)
@@ -224,7 +224,7 @@ def run(prep, *, rows: int, callback: Callable | None, epochs_per_call: int):
         for _, (X, y) in train.chunks(_spans(n, rows)):
             sums = _grad_sums(sums, state.params, X, y, example_loss=example_loss)
             train.release_after(sums)
-        state, loss = _full_batch_update(state, sums, prep.lr, jnp.int32(epoch), tx=tx, n=n)
+        state, loss = _full_batch_update(state, sums, prep.lr, np.int32(epoch), tx=tx, n=n)
         return state, np.asarray(loss)
 
     def evaluate(params, reader: _Reader, count: int):
