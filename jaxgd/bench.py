@@ -59,6 +59,7 @@ GOALS = [
     ("same: JAX jit-per-step loop / jaxgd", "mb32", "jax_loop", "jaxgd", "min", 8),
     ("full batch, n=1e6 (80 MB): jaxgd / NumPy", "full", "jaxgd", "numpy", "max", 1.0),
     ("mini-batch 1024, n=1e6: PyTorch / jaxgd", "mb1024", "torch", "jaxgd", "min", 8),
+    ("64 learning rates by sweep / one fit (issue 6; n=1e4, batch 32, reshuffled)", "sweep", "sweep", "fit", "max", 8),
 ]  # fmt: skip
 
 # Sizes. Per case: n, batch size, jaxgd epochs per fit call, steps a slow loop times (then
@@ -78,6 +79,8 @@ _SIZES = {
         growth_repeats=3,
         import_repeats=5,
         memory_n=1_000_000,
+        # Issue 6: `members` learning rates by one `sweep` against one `fit`, `epochs` per call.
+        sweep=dict(n=10_000, batch=32, epochs=5, members=64, repeats=21),
     ),
     "quick": dict(
         cases={
@@ -93,6 +96,7 @@ _SIZES = {
         growth_repeats=2,
         import_repeats=3,
         memory_n=1_000_000,
+        sweep=dict(n=10_000, batch=32, epochs=5, members=64, repeats=11),
     ),
     "smoke": dict(
         cases={
@@ -108,6 +112,7 @@ _SIZES = {
         growth_repeats=1,
         import_repeats=1,
         memory_n=2_000,
+        sweep=dict(n=200, batch=32, epochs=2, members=4, repeats=2),
     ),
 }
 _IMPLS = {"sgd": ("jaxgd", "torch", "jax_loop"), "mb32": ("jaxgd", "torch", "jax_loop"),
@@ -348,6 +353,74 @@ def check_agreement(case, cfg, impls=None):
     worst = max(abs(v - ref) / abs(ref) for v in losses.values())
     start = mean_loss(np.zeros(X.shape[1]), 0.0, X, y)
     return dict(losses=losses, start=start, epochs=epochs, max_rel_diff=worst, ok=worst < 1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 6: many learning rates by one `sweep` against one `fit`.
+
+
+def time_sweep(cfg: dict, repeats: int, say=print, member_keys: bool = False) -> dict:
+    """Interleaved timings of one `jaxgd.fit` and one `jaxgd.sweep` over `cfg["members"]`
+    learning rates (`geomspace(1e-3, 1, K)`, which holds `LR`), both through the public
+    functions with their host checks, default options (`eval_train=True`), NumPy data in,
+    `cfg["epochs"]` epochs of batches of `cfg["batch"]` reshuffled by a key (one shared by the
+    members, or one each with `member_keys`). Every repeat times each side once, in turn first,
+    after a call of each that compiles. Also checks that the member whose learning rate is
+    nearest `LR` equals `fit` with that learning rate and key (issue 6: within 1e-5).
+
+    Returns:
+      `{"times": {"fit": summary, "sweep": summary}` (ms per call), `"ratio"` (of the medians),
+      `"spread"` (min-max), `"agreement"`, and the sizes.
+    """
+    from jaxgd.sweep import sweep  # `jaxgd.sweep` the attribute is the function, not the module
+
+    X, y = make_data(cfg["n"])
+    lrs = np.geomspace(1e-3, 1.0, cfg["members"])
+    common = dict(epochs=cfg["epochs"], batch_size=cfg["batch"])
+
+    def shuffle(seed):
+        key = jax.random.key(seed)
+        return dict(keys=jax.random.split(key, len(lrs))) if member_keys else dict(key=key)
+
+    def fit(lr, key):
+        r = jaxgd.fit(example_loss, _zeros(X.shape[1]), (X, y), optimizer=lr, key=key, **common)
+        return jax.block_until_ready(r)
+
+    def many(seed):
+        s = sweep(example_loss, _zeros(X.shape[1]), (X, y), learning_rates=lrs, **shuffle(seed),
+                  **common)  # fmt: skip
+        return jax.block_until_ready(s)
+
+    sides = {"fit": lambda seed: fit(LR, jax.random.key(seed)), "sweep": many}
+    s = many(0)  # Compiles; its member nearest LR against that member's single run:
+    member = int(np.argmin(np.abs(np.log(lrs / LR))))
+    r = fit(float(lrs[member]), shuffle(0)["keys"][member] if member_keys else jax.random.key(0))
+    sides["fit"](0)  # Warms up (a new learning rate value does not recompile).
+    diffs = [np.max(np.abs(np.asarray(a) - np.asarray(b)))
+             for a, b in zip(jax.tree.leaves((s.member(member).params, s.member(member).losses)),
+                             jax.tree.leaves((r.params, r.losses)), strict=True)]  # fmt: skip
+    seconds = {name: [] for name in sides}
+    names = list(sides)
+    for rep in range(repeats):
+        for name in names[rep % 2 :] + names[: rep % 2]:  # who goes first alternates
+            start = time.perf_counter()
+            sides[name](rep + 1)
+            seconds[name].append(time.perf_counter() - start)
+    times = {name: _summary(v) for name, v in seconds.items()}
+    ratio = times["sweep"]["median_ms"] / times["fit"]["median_ms"]
+    spread = (times["sweep"]["min_ms"] / times["fit"]["max_ms"],
+              times["sweep"]["max_ms"] / times["fit"]["min_ms"])  # fmt: skip
+    worst = float(max(diffs))
+    out = dict(times=times, ratio=ratio, spread=spread, members=len(lrs), n=cfg["n"],
+               batch=cfg["batch"], epochs=cfg["epochs"], member_keys=member_keys,
+               agreement=dict(member=member, lr=float(lrs[member]), max_abs_diff=worst,
+                              ok=worst <= 1e-5))  # fmt: skip
+    say(f"  sweep   {len(lrs)} learning rates {times['sweep']['median_ms']:8.2f} ms "
+        f"[{times['sweep']['min_ms']:.2f}-{times['sweep']['max_ms']:.2f}], one fit "
+        f"{times['fit']['median_ms']:.2f} ms [{times['fit']['min_ms']:.2f}-"
+        f"{times['fit']['max_ms']:.2f}]: ratio {ratio:.2f}x; member {member} against fit: "
+        f"max |diff| {worst:.1e} ({'ok' if out['agreement']['ok'] else 'DISAGREE'})")  # fmt: skip
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -616,7 +689,7 @@ def _goal_rows(times: dict) -> list:
         lo = times[case][num]["min_ms"] / times[case][den]["max_ms"]
         hi = times[case][num]["max_ms"] / times[case][den]["min_ms"]
         met = ratio >= bound if kind == "min" else ratio <= bound
-        goal = f"≥ {bound:g}×" if kind == "min" else f"≤ {bound:g}"
+        goal = f"≥ {bound:g}×" if kind == "min" else f"≤ {bound:g}×"
         rows.append(dict(goal=label, bound=goal, ratio=ratio, spread=(lo, hi), met=met))
     return rows
 
@@ -630,7 +703,8 @@ def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True
       quick: fewer repeats and a smaller growth sweep (~2-3 min).
       smoke: tiny sizes (seconds): checks the harness, not the speed.
       repeats: override the number of interleaved repeats per case.
-      cases: a subset of "sgd", "mb32", "full", "mb1024" (default all).
+      cases: a subset of "sgd", "mb32", "full", "mb1024" and "sweep" (issue 6's 64 learning
+        rates by `jaxgd.sweep` against one `fit`, `time_sweep`) (default all).
       growth_sweep: measure epoch time against n and d.
       fresh_processes: measure import time, first-fit compile time and peak memory in
         subprocesses (each starts Python and JAX: a few seconds).
@@ -641,7 +715,7 @@ def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True
       say: progress printer (`lambda *a: None` for silence).
 
     Returns:
-      `{"machine", "sizes", "times", "goals", "agreement", "recompiles", "compile",
+      `{"machine", "sizes", "times", "sweep", "goals", "agreement", "recompiles", "compile",
       "memory", "imports", "growth", "small_while_loops", "seconds"}`.
     """
     start = time.perf_counter()
@@ -659,7 +733,11 @@ def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True
         say(f"  agreement {case}: max relative difference {a['max_rel_diff']:.1e} "
             f"({'ok' if a['ok'] else 'DISAGREE'})")  # fmt: skip
     out["times"] = {case: time_case(case, cfg, reps, say=say) for case, cfg in chosen.items()}
-    out["goals"] = _goal_rows(out["times"])
+    timed = dict(out["times"])
+    if cases is None or "sweep" in cases:
+        out["sweep"] = time_sweep(sizes["sweep"], repeats or sizes["sweep"]["repeats"], say=say)
+        timed["sweep"] = out["sweep"]["times"]
+    out["goals"] = _goal_rows(timed)
     out["recompiles"] = recompiles(sizes["cases"]["mb32"]["n"])
     if fresh_processes:
         out["compile"] = first_fit_compile(sizes["cases"]["sgd"]["n"], sizes["import_repeats"])
@@ -764,6 +842,30 @@ def report(result: dict, command: str, plot: str | None = None) -> str:
         "full-batch row shows its cost). The slow loops time the stated number of steps plus "
         "their per-epoch shuffle and scale the steps to an epoch.",
         "",
+    ]
+    if "sweep" in result:
+        sw = result["sweep"]
+        t, a = sw["times"], sw["agreement"]
+        lines += [
+            "## Many learning rates at once: `sweep` against one `fit` (issue 6)",
+            "",
+            f"{sw['members']} learning rates (`geomspace(1e-3, 1, {sw['members']})`) by one "
+            f"`jaxgd.sweep` against one `jaxgd.fit` (lr {result['lr']}): n = {sw['n']:,}, d = 20, "
+            f"batch {sw['batch']}, reshuffled every epoch by "
+            + ("a key per member" if sw["member_keys"] else "one key shared by the members")
+            + f", {sw['epochs']} epochs per call, default options (`eval_train=True`), NumPy data "
+            f"in, host checks included; {t['sweep']['samples']} interleaved calls of each. "
+            f"Medians: sweep **{t['sweep']['median_ms']:.2f} ms** "
+            f"({t['sweep']['min_ms']:.2f}–{t['sweep']['max_ms']:.2f}), one fit "
+            f"**{t['fit']['median_ms']:.2f} ms** ({t['fit']['min_ms']:.2f}–"
+            f"{t['fit']['max_ms']:.2f}): ratio **{_fmt_ratio(sw['ratio'])}** "
+            f"({_fmt_ratio(sw['spread'][0])}–{_fmt_ratio(sw['spread'][1])}); one by one they would "
+            f"cost {sw['members']}×. Member {a['member']} (lr {a['lr']:.4g}) against `fit` with "
+            f"its learning rate and key: largest difference in params and losses "
+            f"{a['max_abs_diff']:.1e} ({'ok' if a['ok'] else 'DISAGREE'}, issue 6 asks ≤ 1e-5).",
+            "",
+        ]  # fmt: skip
+    lines += [
         "## Agreement: every implementation on the same example orders",
         "",
         "| case | epochs | loss at start | "
@@ -864,7 +966,7 @@ def main(argv=None) -> int:
     size.add_argument("--quick", action="store_true", help="fewer repeats, smaller growth sweep")
     size.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness only")
     parser.add_argument("--repeats", type=int, help="interleaved repeats per case")
-    parser.add_argument("--cases", nargs="+", choices=sorted(_SIZES["full"]["cases"]),
+    parser.add_argument("--cases", nargs="+", choices=sorted([*_SIZES["full"]["cases"], "sweep"]),
                         help="a subset of the cases")  # fmt: skip
     parser.add_argument("--no-growth", action="store_true", help="skip the n and d sweep")
     parser.add_argument("--no-streaming", action="store_true",
@@ -902,6 +1004,7 @@ def main(argv=None) -> int:
     print(key_ratios(result))
     agree = all(a["ok"] for a in result["agreement"].values())
     agree = agree and result.get("streaming", {}).get("times", {}).get("same_params", True)
+    agree = agree and result.get("sweep", {}).get("agreement", {}).get("ok", True)
     return 0 if agree else 1
 
 

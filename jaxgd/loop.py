@@ -475,10 +475,19 @@ def _run(
             finite = jnp.all(jnp.isfinite(losses)) & _all_finite(params)
         result = (params, opt_state, jnp.array(False), state.diverged_at, losses)
         # Only if an update was not finite: redo the epoch update by update. A while loop rather
-        # than a cond, so that under `jax.vmap` it runs only when some member diverged.
+        # than a cond, so that under `jax.vmap` it runs only when some member diverged. The
+        # epoch's start enters through the loop's carry and the body overwrites it (it runs at
+        # most once, so nothing reads it again): a body that read the start from outside the loop
+        # would be loop-invariant, and XLA hoisted it out of the loop under `jax.vmap`, running
+        # the careful epoch every epoch (twice the time of `jaxgd.sweep`).
         again = (xs, get, rest)
-        redo = lambda r: careful(state.params, state.opt_state, state.diverged_at, epoch, again)
-        result = lax.while_loop(lambda r: ~r[0], lambda r: (True, redo(r[1])), (finite, result))[1]
+
+        def redo(carry):
+            out = careful(*carry[1], epoch, again)
+            return True, (out[0], out[1], out[3]), out
+
+        start = (state.params, state.opt_state, state.diverged_at)
+        result = lax.while_loop(lambda c: ~c[0], redo, (finite, start, result))[2]
         return result[:4], result[4]
 
     def evaluate(params):

@@ -105,3 +105,16 @@ def test_main_writes_the_report(tmp_path, capsys):
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "python -m jaxgd.bench --smoke --cases full" in text
     assert "| case | goal | measured | met |" in capsys.readouterr().out
+
+
+def test_sweep_case_times_both_sides_and_its_member_agrees_with_fit(smoke):
+    sw = smoke["sweep"]
+    assert sw["agreement"]["ok"], sw["agreement"]
+    assert sw["members"] == bench._SIZES["smoke"]["sweep"]["members"]
+    for t in sw["times"].values():
+        assert 0 < t["min_ms"] <= t["median_ms"] <= t["max_ms"]
+        assert t["samples"] == bench._SIZES["smoke"]["sweep"]["repeats"]
+    assert sw["spread"][0] <= sw["ratio"] <= sw["spread"][1]
+    row = next(g for g in smoke["goals"] if g["goal"].startswith("64 learning rates by sweep"))
+    assert row["bound"] == "≤ 8×" and row["ratio"] == sw["ratio"]
+    assert "## Many learning rates at once" in bench.report(smoke, "python -m jaxgd.bench")
