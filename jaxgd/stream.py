@@ -98,12 +98,17 @@ class _Reader:
 
     def chunks(self, spans, rows_of=None):
         """Yields `(start, stop), (X, y)` per span; `rows_of((start, stop))` gives the span's
-        rows as an index array (the epoch's order), or None or no `rows_of` for data order."""
+        rows as an index array (the epoch's order; a device array is fine), or no `rows_of` for
+        data order. The rows of the next span are asked for before a chunk is yielded, so that a
+        device computes them before it trains on that chunk, not after."""
+        upcoming = None if rows_of is None or not spans else rows_of(spans[0])
         for i, span in enumerate(spans):
             self.slot = i % 2
             jax.block_until_ready(self.busy[self.slot])
             self.busy[self.slot] = None
-            rows = None if rows_of is None else rows_of(span)
+            rows = None if upcoming is None else np.asarray(upcoming)
+            if rows_of is not None and i + 1 < len(spans):
+                upcoming = rows_of(spans[i + 1])
             parts = [self._fill(buf, a, span, rows)
                      for buf, a in zip(self.slots[self.slot], self.leaves, strict=True)]  # fmt: skip
             yield span, self.put(jax.tree.unflatten(self.treedef, parts))
@@ -191,30 +196,34 @@ def run(prep, *, rows: int, callback: Callable | None, epochs_per_call: int):
         if plan.shuffle == "orders":
             return lambda span: orders[e, span[0] : span[1]]
         key = jax.random.fold_in(prep.key, epoch)
-        return lambda span: np.asarray(
-            loop._permutation_slice(key, np.int32(span[0]), n=n, size=span[1] - span[0])
+        return lambda span: loop._permutation_slice(
+            key, np.int32(span[0]), n=n, size=span[1] - span[0]
         )
 
     def train_epoch(state, e: int, epoch: int):
         """One epoch of mini-batches, a chunk per compiled call: the new state and the losses."""
         total = n // m * m if plan.drop_last else n
-        losses = []
+        losses, marks = [], []
         order = None if plan.shuffle == "none" else rows_of(e, epoch)
         for (start, stop), chunk in train.chunks(_spans(total, rows), order):
-            if bool(state.stopped):  # The chunk before diverged: no update runs after it.
+            # Waits for the chunk before (the host gathered this one meanwhile): after a
+            # divergence no update runs.
+            if bool(state.stopped):
                 break
             size = stop - start
             chunk_plan = plan._replace(n=size, batch_size=m if size >= m else None,
                                        shuffle="none", eval_train=False, early=None)  # fmt: skip
-            before = state
             state, chunk_losses, _ = loop._run(
                 state, chunk, None, prep.lr, None, None, np.int32(epoch), np.int32(1),
                 example_loss=example_loss, tx=tx, metrics=(), plan=chunk_plan, epochs=1,
             )  # fmt: skip
             train.release_after(state)
             losses.append(chunk_losses[0])
-            if bool(state.diverged) and not bool(before.diverged):  # Number it in the epoch.
-                state = state._replace(diverged_at=state.diverged_at.at[1].add(start // m))
+            marks.append((start // m, state.diverged))
+        for offset, diverged in marks:  # The refused update, numbered within the epoch.
+            if bool(diverged):
+                state = state._replace(diverged_at=state.diverged_at.at[1].add(offset))
+                break
         updates = total // m + (not plan.drop_last and n % m > 0)
         losses = np.concatenate([np.asarray(x) for x in losses])
         return state, np.pad(losses, (0, updates - len(losses)), constant_values=np.nan)
