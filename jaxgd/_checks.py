@@ -59,22 +59,27 @@ def _all_finite(a) -> bool:
     On the host with NumPy, in place and without a compile: NaN propagates through `min` and
     `max`, and an infinity is the minimum or the maximum, so both are finite exactly when every
     value is (no boolean temporary of `a`'s size, no overflow as a sum would risk). Elsewhere
-    one fused XLA program.
+    one fused XLA program. A NumPy array is judged as the device will see it, in the dtype jax
+    converts it to: a float64 beyond float32's range is an inf when x64 is disabled.
     """
     if not _on_host(a):
         return bool(_all_finite_on_device(a))
     a = np.asarray(a)
     if a.size == 0:
         return True
-    with np.errstate(invalid="ignore"):  # The NaN that min/max meet is the answer, not a fault.
-        return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+    # The NaN that min/max meet is the answer, and so is an overflow to inf in the cast.
+    with np.errstate(invalid="ignore", over="ignore"):
+        ends = np.array([a.min(), a.max()]).astype(jax.dtypes.canonicalize_dtype(a.dtype))
+        return bool(np.isfinite(ends).all())
 
 
 def _count_non_finite(a) -> int:
-    """How many values of `a` are NaN or inf (for the error message only)."""
+    """How many values of `a` are NaN or inf on the device (for the error message only)."""
     if not _on_host(a):
         return int(a.size - int(jnp.isfinite(a).sum()))
-    return int(a.size - np.count_nonzero(np.isfinite(np.asarray(a))))
+    with np.errstate(over="ignore"):
+        a = np.asarray(a).astype(jax.dtypes.canonicalize_dtype(a.dtype), copy=False)
+    return int(a.size - np.count_nonzero(np.isfinite(a)))
 
 
 def check_data(data, name: str = "data"):

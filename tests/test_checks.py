@@ -10,6 +10,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+import jaxgd
 from jaxgd import _checks, loop
 
 FLOATS = [np.float16, np.float32, np.float64, ml_dtypes.bfloat16]
@@ -128,3 +129,17 @@ def test_prepare_on_numpy_inputs_compiles_nothing_and_owns_its_params():
     assert prepared[0].lr.dtype == state.params["b"].dtype == jnp.float32
     python_float = loop._prepare(loss, {"w": w, "b": 0.0}, (X, y), epochs=1, optimizer=0.1)
     assert python_float.state.params["b"].weak_type  # As `jnp.asarray(0.0)` makes it.
+
+
+def test_float64_data_beyond_float32_range_are_refused_as_the_device_would_see_them():
+    """With x64 disabled jax runs float64 data in float32, where 1e39 is inf: refused before
+    anything compiles, counted as the device sees them."""
+    X = np.ones((4, 2))
+    X[1, 0], X[2, 1] = 1e39, -1e300
+    y = np.zeros(4, np.float32)
+    traces = loop._traces
+    with pytest.raises(ValueError, match=r"`data` X holds 2 non-finite value\(s\) \(NaN or inf\)"):
+        jaxgd.fit(lambda p, x, y: jnp.sum(p * x) - y, jnp.zeros(2), (X, y), epochs=1, optimizer=0.1)
+    assert loop._traces == traces
+    with jax.enable_x64(True):  # In float64 they are finite numbers.
+        assert _checks._all_finite(X)

@@ -169,6 +169,36 @@ def test_no_recompile_for_new_values():
     assert loop._traces == with_tx + 1
 
 
+def test_numpy_data_compile_once_before_their_copy(monkeypatch):
+    """On NumPy data `fit` compiles its program before it copies the data for the device, gives
+    the compiler's freed memory back once, and the run then finds that program: one XLA compile
+    of `_run`, however it is reached."""
+    compiles, trims = [], []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, fun_name="", **kw: (
+            compiles.append(name)
+            if name.endswith("backend_compile_duration") and fun_name == "jit(_run)"
+            else None
+        )
+    )
+    release = loop._release_free_memory
+    monkeypatch.setattr(loop, "_release_free_memory", lambda: trims.append(1) or release())
+    X, y = make_data()
+    X = np.asarray(X, np.float64)  # Converted to float32 when copied: the same program.
+    run = lambda data, **kw: jaxgd.fit(logistic_loss, zeros(), data, epochs=3, batch_size=5,
+                                       optimizer=0.1, key=jax.random.key(0), **kw)  # fmt: skip
+    run((X[:7], y[:7]))  # Warm up what every fit compiles (keys, constants); its trim is counted.
+    traces, n_compiles, n_trims = loop._traces, len(compiles), len(trims)
+    first = run((X, y), epochs_per_call=2)
+    assert (loop._traces - traces, len(compiles) - n_compiles, len(trims) - n_trims) == (1, 1, 1)
+    again = run((X, y), epochs_per_call=2)  # Cached: nothing compiles, nothing to give back.
+    assert (loop._traces - traces, len(compiles) - n_compiles, len(trims) - n_trims) == (1, 1, 1)
+    np.testing.assert_array_equal(again.params["w"], first.params["w"])
+    on_device = run(jax.device_put((X.astype(np.float32), y)), epochs_per_call=2)
+    assert len(trims) - n_trims == 1  # Data already on the device: no compile ahead.
+    np.testing.assert_array_equal(on_device.params["w"], first.params["w"])
+
+
 def test_eager_train_epoch_equals_fit_and_jit():
     X, y = make_data()
     order = jnp.asarray(np.random.default_rng(0).permutation(13))
