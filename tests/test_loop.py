@@ -184,7 +184,8 @@ def test_numpy_data_compile_once_before_their_copy(monkeypatch):
     release = loop._release_free_memory
     monkeypatch.setattr(loop, "_release_free_memory", lambda: trims.append(1) or release())
     X, y = make_data()
-    X = np.asarray(X, np.float64)  # Converted to float32 when copied: the same program.
+    X, y = np.asarray(X[:11], np.float64), y[:11]  # float64: converted to float32 when copied.
+    # (11 rows, batches of 5, chunks of 2 epochs: a program no other test compiles first.)
     run = lambda data, **kw: jaxgd.fit(logistic_loss, zeros(), data, epochs=3, batch_size=5,
                                        optimizer=0.1, key=jax.random.key(0), **kw)  # fmt: skip
     run((X[:7], y[:7]))  # Warm up what every fit compiles (keys, constants); its trim is counted.
