@@ -781,9 +781,9 @@ def report(result: dict, command: str, plot: str | None = None) -> str:
         + (f", torch {m['torch']} ({m['torch_threads']} threads)" if "torch" in m else "")
         + f". XLA_FLAGS: `{m['XLA_FLAGS'] or '(none)'}`. Load average before/after: "
         f"{result['load_before'][0]:.1f} / {result['load_after'][0]:.1f}. "
-        f"Mode: {result['mode']}, {result['repeats']} interleaved repeats per case "
+        f"Mode: {result['mode']}, {result['repeats']} interleaved repeats per case"
         + "".join(
-            f"({case}: {t['jaxgd']['samples']}) "
+            f" ({case}: {t['jaxgd']['samples']})"
             for case, t in result["times"].items()
             if t.get("jaxgd", {}).get("samples", result["repeats"]) != result["repeats"]
         )
