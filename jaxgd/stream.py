@@ -29,7 +29,7 @@ import numpy as np
 
 from jaxgd import _checks, distributed, loop
 
-__all__ = ["wanted", "check_chunk", "run"]
+__all__ = ["wanted", "check_host_data", "check_chunk", "run"]
 
 CHUNK_BYTES = 32 * 2**20  # Default size of a chunk: this many bytes of examples (X and y).
 
