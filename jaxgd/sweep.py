@@ -142,10 +142,14 @@ def _check_keys(keys):
             return keys
         if keys.dtype == np.uint32 and keys.ndim == 2 and keys.shape[1] == 2 and keys.shape[0]:
             return jnp.asarray(keys)
+    seen = (
+        f"{keys.dtype} of shape {keys.shape}"
+        if isinstance(keys, (jax.Array, np.ndarray))
+        else f"{type(keys).__name__} {keys!r}"[:80]
+    )
     raise TypeError(
         "`keys` must hold K PRNG keys, one per member, e.g. "
-        "`jax.random.split(jax.random.key(0), K)`, got "
-        f"{getattr(keys, 'dtype', type(keys).__name__)} of shape {getattr(keys, 'shape', None)}."
+        f"`jax.random.split(jax.random.key(0), K)`, got {seen}."
     )
 
 

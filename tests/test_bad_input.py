@@ -335,6 +335,10 @@ CATALOGUE = [
         lambda: run_sweep(learning_rates=None, keys=KEY),
         TypeError, esc("`keys` must hold K PRNG keys, one per member, e.g. "
                        "`jax.random.split(jax.random.key(0), K)`, got key<fry> of shape ().")),
+    Bad("sweep: seeds as a list of ints where keys are needed",
+        lambda: run_sweep(learning_rates=None, keys=[1, 2]),
+        TypeError, esc("`keys` must hold K PRNG keys, one per member, e.g. "
+                       "`jax.random.split(jax.random.key(0), K)`, got list [1, 2].")),
     Bad("lr_find: a string as the key",
         lambda: run_lr_find(key="seed"),
         TypeError, esc("`key` must be a PRNG key such as `jax.random.key(0)`, got str 'seed'.")),
