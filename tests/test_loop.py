@@ -174,13 +174,19 @@ def test_numpy_data_compile_once_before_their_copy(monkeypatch):
     the compiler's freed memory back once, and the run then finds that program: one XLA compile
     of `_run`, however it is reached."""
     compiles, trims = [], []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda name, secs, fun_name="", **kw: (
+
+    def listen(name, secs, fun_name="", **kw):
+        if name.endswith("backend_compile_duration") and fun_name == "jit(_run)":
             compiles.append(name)
-            if name.endswith("backend_compile_duration") and fun_name == "jit(_run)"
-            else None
-        )
-    )
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        _compile_once_before_copy(compiles, trims, monkeypatch)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def _compile_once_before_copy(compiles, trims, monkeypatch):
     release = loop._release_free_memory
     monkeypatch.setattr(loop, "_release_free_memory", lambda: trims.append(1) or release())
     X, y = make_data()
