@@ -13,11 +13,10 @@ and the schedules differ only in the batches B of an epoch:
 
 The examples are visited in a new random order every epoch (`key`), in an order you give
 (`orders`, e.g. a PyTorch `DataLoader`'s, to replay a torch run), or in data order. The random
-order of epoch e is a keyed permutation drawn without sorting (`_permutation(fold_in(key, e), n)`:
-a Feistel network with cycle walking, as format-preserving encryption builds one), because XLA's
-CPU sort behind `jax.random.permutation` takes about half a second for n = 10^6. It is a
-deterministic function of `(key, e, n)`, so a resumed run draws the orders of one long run; it is
-not the order `jax.random.permutation` would draw.
+order of epoch e is `_shuffle.permutation(fold_in(key, e), n)`, a keyed permutation drawn without
+sorting (XLA's CPU sort behind `jax.random.permutation` takes about half a second for n = 10^6).
+It is a deterministic function of `(key, e, n)`, so a resumed run draws the orders of one long
+run; it is not the order `jax.random.permutation` would draw.
 
 The whole run is one compiled program: an outer `lax.scan` over epochs whose body is a
 `lax.scan` over that epoch's batches, each gathered from the data by its row indices (sliced when
@@ -32,9 +31,7 @@ shapes or dtypes, or a new `batch_size` / `epochs` / `drop_last`; a new learning
 number, a new key, new orders and new data values of the same shapes reuse the compiled program.
 """
 
-import ctypes
 import functools
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -44,7 +41,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from jaxgd import _checks, distributed
+from jaxgd import _checks, _host, _shuffle, distributed
 
 __all__ = [
     "FitResult",
@@ -181,80 +178,6 @@ def _batches(order, *, n: int, batch_size: int, drop_last: bool):
     padded = jnp.concatenate([order, jnp.zeros(size - n, order.dtype)])
     mask = np.arange(size).reshape(num, batch_size) < n  # A constant: only the last row has False.
     return padded.reshape(num, batch_size), jnp.asarray(mask)
-
-
-def _mix(x: jax.Array) -> jax.Array:
-    """A 32-bit integer hash (MurmurHash3's finaliser), elementwise on uint32."""
-    x = (x ^ (x >> 16)) * jnp.uint32(0x85EBCA6B)
-    x = (x ^ (x >> 13)) * jnp.uint32(0xC2B2AE35)
-    return x ^ (x >> 16)
-
-
-def _feistel(key, n: int):
-    """`(a, b, F)`: the digit bases and the keyed bijection F of [0, a*b) behind `_permutation`,
-    acting on digit pairs `(hi, lo)` of `i = hi * b + lo` (uint32 arrays of any shape)."""
-    a = math.isqrt(max(n - 1, 0)) + 1  # ceil(sqrt(n)) < 2**16: `below` stays within uint32.
-    b = 2 * -(-n // (2 * a))  # Even: XLA:CPU is ~15x slower on elementwise loops of odd length.
-    rounds = 24 if n <= 2**16 else 6  # Small domains need more rounds to look uniform.
-    keys = jax.random.bits(key, (rounds,), jnp.uint32)
-
-    def below(x, m):  # A hash x mapped to [0, m): its top 16 bits, scaled (Lemire's reduction).
-        return ((x >> 16) * jnp.uint32(m)) >> 16
-
-    def add_mod(u, v, m):  # (u + v) mod m for u, v < m.
-        w = u + v
-        return jnp.where(w >= m, w - jnp.uint32(m), w)
-
-    def two_rounds(r, digits):
-        hi, lo = digits
-        hi = add_mod(hi, below(_mix(lo ^ keys[2 * r]), a), a)
-        lo = add_mod(lo, below(_mix(hi ^ keys[2 * r + 1]), b), b)
-        return hi, lo
-
-    # The rounds as a loop, two per iteration, not unrolled: 1.8x faster here at n = 10^6.
-    return a, b, lambda digits: lax.fori_loop(0, rounds // 2, two_rounds, digits)
-
-
-def _cycle_walk(F, digits, start_ok, n: int, b: int):
-    """F(start), walked on through F while it is >= n, for the starts where `start_ok`."""
-    walk = lambda d: (d[0] * b + d[1] >= n) & start_ok
-    return lax.while_loop(
-        lambda d: jnp.any(walk(d)),
-        lambda d: jax.tree.map(functools.partial(jnp.where, walk(d)), F(d), d),
-        F(digits),
-    )
-
-
-def _permutation(key, n: int) -> jax.Array:
-    """A random permutation of range(n), shape (n,) int32, without sorting.
-
-    `jax.random.permutation` sorts random keys, and XLA's CPU sort takes ~0.5 s for n = 10^6.
-    Here i -> F(i) is a keyed bijection of [0, a*b), a = ceil(sqrt(n)), b >= n / a even: a
-    Feistel network on the digits i = hi * b + lo whose rounds add a hash of one digit and the
-    round's key to the other, mod a or b, as format-preserving encryption does. The values it
-    sends past n walk on, F(F(i)), ..., until they land in range ("cycle walking"), which keeps it
-    a bijection of range(n). Cost: a few elementwise passes over a*b < n + 2 sqrt(n) + 2 integers.
-    Entry i depends on i alone, so `_permutation_slice` computes any part of it by itself.
-    """
-    a, b, F = _feistel(key, n)
-    start = lax.broadcasted_iota(jnp.uint32, (a, b), 0), lax.broadcasted_iota(jnp.uint32, (a, b), 1)
-    # Walk on from F(i) >= n for every start i < n; each walk follows the cycle of F through i,
-    # so it ends (starts i >= n are not ours: they may cycle beyond n for ever).
-    if a * b > n:
-        hi, lo = _cycle_walk(F, start, start[0] * b + start[1] < n, n, b)
-    else:
-        hi, lo = F(start)
-    return (hi * b + lo).astype(jnp.int32).reshape(-1)[:n]
-
-
-@functools.partial(jax.jit, static_argnames=("n", "size"))
-def _permutation_slice(key, start, *, n: int, size: int) -> jax.Array:
-    """`_permutation(key, n)[start : start + size]` (start + size <= n), computing only those
-    entries: how a streamed run (`jaxgd.stream`) draws its orders without an (n,) array."""
-    a, b, F = _feistel(key, n)
-    i = start.astype(jnp.uint32) + jnp.arange(size, dtype=jnp.uint32)
-    hi, lo = _cycle_walk(F, (i // b, i % b), jnp.ones(size, bool), n, b)
-    return (hi * b + lo).astype(jnp.int32)
 
 
 def train_epoch(
@@ -444,7 +367,7 @@ def _run(
         if plan.shuffle == "orders":
             order = orders[i]
         else:
-            order = _permutation(jax.random.fold_in(key, epoch), plan.n)
+            order = _shuffle.permutation(jax.random.fold_in(key, epoch), plan.n)
         idx = order[: full * m].reshape(full, m)
         take = lambda rows: jax.tree.map(lambda a: a[rows], (X, y))
         rest = (*take(order[full * m :]), None) if ragged else None
@@ -646,7 +569,7 @@ def _prepare(
 
 def _to_device(prep: _Prepared, shared: list) -> _Prepared:
     """`prep` with its data and val_data as jax arrays (on every device of a mesh)."""
-    data, val_data = (None if d is None else jax.tree.map(jnp.asarray, _to_jax(d, shared))
+    data, val_data = (None if d is None else jax.tree.map(jnp.asarray, _host.to_jax(d, shared))
                       for d in (prep.data, prep.val_data))  # fmt: skip
     mesh = prep.static["plan"].mesh
     if mesh is not None:
@@ -671,23 +594,7 @@ def _compile_before_copy(prep: _Prepared, args: tuple, static: dict) -> None:
     traces = _traces
     _run.lower(*args, **static).compile()
     if _traces != traces:  # A new program was compiled.
-        _release_free_memory()
-
-
-@functools.cache
-def _malloc_trim():
-    try:
-        return ctypes.CDLL(None).malloc_trim  # glibc
-    except (OSError, AttributeError):
-        return None
-
-
-def _release_free_memory() -> None:
-    """Returns the memory the C allocator holds free to the OS (glibc's `malloc_trim`; nothing
-    elsewhere). It changes no setting: later allocations work as before."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+        _host.release_free_memory()
 
 
 def fit(
@@ -869,45 +776,6 @@ def _raise_if_diverged(result: FitResult, on_divergence: str) -> FitResult:
             result,
         )
     return result
-
-
-def _to_jax(data, shared: list):
-    """Numeric NumPy arrays of a pair `(X, y)` as JAX arrays; anything else unchanged.
-
-    XLA:CPU reads a NumPy array in place when it is C-contiguous and 64-byte aligned; any other
-    `jax.device_put` copies, slowly (41 ms for 80 MB here, page faults included; `jnp.asarray`
-    is slower still), where NumPy copies it into a private aligned buffer in 7 ms, then read in
-    place. An array of the caller's read in place is noted in `shared`: `fit` then waits for its
-    run to finish, so that writing to it afterwards is safe.
-    """
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        return data
-
-    def put(a):
-        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
-            return a
-        if a.dtype == jax.dtypes.canonicalize_dtype(a.dtype) and (
-            a.ctypes.data % _ALIGN or not a.flags.c_contiguous
-        ):
-            return jax.device_put(_aligned_copy(a))
-        out = jax.device_put(a)
-        if a.size and out.unsafe_buffer_pointer() == a.ctypes.data:
-            shared.append(a)
-        return out
-
-    return tuple(jax.tree.map(put, part) for part in data)
-
-
-_ALIGN = 64  # Bytes: the alignment at which XLA:CPU uses a host buffer in place.
-
-
-def _aligned_copy(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of `a` that starts at a multiple of `_ALIGN` bytes."""
-    buffer = np.empty(a.nbytes + _ALIGN, np.uint8)
-    start = -buffer.ctypes.data % _ALIGN
-    out = buffer[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
-    np.copyto(out, a)
-    return out
 
 
 def _pad_rows(rows, size):

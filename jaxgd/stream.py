@@ -8,7 +8,7 @@ the chunk in its order), and while it does, the host gathers the next chunk. Dev
 bounded by two chunks whatever n is; host memory by the two buffers.
 
 The orders are the in-memory run's: the keyed permutation of epoch e is computed a chunk at a
-time (`loop._permutation_slice`), and `orders` rows are read a chunk at a time, so a streamed
+time (`_shuffle.permutation_slice`), and `orders` rows are read a chunk at a time, so a streamed
 run equals `fit` on the same data in memory up to float rounding (a ragged last batch inside a
 chunk, the sums over chunks of the training loss and of a full-batch gradient).
 
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgd import _checks, distributed, loop
+from jaxgd import _checks, _host, _shuffle, distributed, loop
 
 __all__ = ["wanted", "check_host_data", "check_chunk", "run"]
 
@@ -90,7 +90,8 @@ class _Reader:
         self.leaves, self.treedef = jax.tree.flatten(tuple(data))
         dtype = lambda a: jax.dtypes.canonicalize_dtype(a.dtype)
         self.slots = [
-            [_aligned_empty((rows, *a.shape[1:]), dtype(a)) for a in self.leaves] for _ in range(2)
+            [_host.aligned_empty((rows, *a.shape[1:]), dtype(a)) for a in self.leaves]
+            for _ in range(2)
         ]
         self.busy = [None, None]  # What the last computation that read each set returned.
         self.put = put
@@ -130,14 +131,6 @@ class _Reader:
             part = buf[: len(rows)]
             np.copyto(part, np.take(a, rows, axis=0), casting="unsafe")
         return part
-
-
-def _aligned_empty(shape, dtype) -> np.ndarray:
-    """An uninitialised C-contiguous array that starts at a multiple of 64 bytes."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buffer = np.empty(nbytes + loop._ALIGN, np.uint8)
-    start = -buffer.ctypes.data % loop._ALIGN
-    return buffer[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def _spans(total: int, rows: int):
@@ -196,7 +189,7 @@ def run(prep, *, rows: int, callback: Callable | None, epochs_per_call: int):
         if plan.shuffle == "orders":
             return lambda span: orders[e, span[0] : span[1]]
         key = jax.random.fold_in(prep.key, epoch)
-        return lambda span: loop._permutation_slice(
+        return lambda span: _shuffle.permutation_slice(
             key, np.int32(span[0]), n=n, size=span[1] - span[0]
         )
 

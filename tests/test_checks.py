@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jaxgd
-from jaxgd import _checks, loop
+from jaxgd import _checks, _host, loop
 
 FLOATS = [np.float16, np.float32, np.float64, ml_dtypes.bfloat16]
 
@@ -61,7 +61,7 @@ def test_checks_on_numpy_data_compile_nothing():
 
     jax.monitoring.register_event_duration_secs_listener(listen)
     try:
-        for data in ((X, y), loop._to_jax((X, y), [])):  # NumPy arrays, then CPU jax arrays.
+        for data in ((X, y), _host.to_jax((X, y), [])):  # NumPy arrays, then CPU jax arrays.
             _checks.check_data(data)
             _checks.check_params(params)
             _checks.check_example_fn(loss, params, *data, "example_loss")
@@ -111,7 +111,7 @@ def test_prepare_on_numpy_inputs_compiles_nothing_and_owns_its_params():
     where `device_put` would read it in place: writing to it afterwards changes nothing."""
     X = np.random.default_rng(1).standard_normal((300, 4), dtype=np.float32)
     y = np.zeros(300, np.float32)
-    w = loop._aligned_copy(np.ones(4, np.float32))  # Aligned: `device_put` could share it.
+    w = _host.aligned_copy(np.ones(4, np.float32))  # Aligned: `device_put` could share it.
     params = {"w": w, "b": np.float32(0.0)}
     loss = lambda p, x, y: (x @ p["w"] + p["b"] - y) ** 2
     key = jax.random.key(0)  # Compiles its own small programs: made before counting.

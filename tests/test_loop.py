@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import jaxgd
-from jaxgd import loop
+from jaxgd import _host, _shuffle, loop
 
 
 def logistic_loss(p, x, y):
@@ -187,8 +187,8 @@ def test_numpy_data_compile_once_before_their_copy(monkeypatch):
 
 
 def _compile_once_before_copy(compiles, trims, monkeypatch):
-    release = loop._release_free_memory
-    monkeypatch.setattr(loop, "_release_free_memory", lambda: trims.append(1) or release())
+    release = _host.release_free_memory
+    monkeypatch.setattr(_host, "release_free_memory", lambda: trims.append(1) or release())
     X, y = make_data()
     X, y = np.asarray(X[:11], np.float64), y[:11]  # float64: converted to float32 when copied.
     # (11 rows, batches of 5, chunks of 2 epochs: a program no other test compiles first.)
@@ -408,7 +408,7 @@ def test_bad_input_is_refused_before_compiling(overrides, error, match):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 13, 100, 1000, 1001, 65537])
 def test_shuffle_is_a_permutation(n):
-    order = np.asarray(loop._permutation(jax.random.key(n), n))
+    order = np.asarray(_shuffle.permutation(jax.random.key(n), n))
     assert order.dtype == np.int32 and order.shape == (n,)
     np.testing.assert_array_equal(np.sort(order), np.arange(n))
 
@@ -416,12 +416,12 @@ def test_shuffle_is_a_permutation(n):
 def test_shuffle_differs_between_epochs_and_looks_uniform():
     key = jax.random.key(0)
     first, second = (
-        np.asarray(loop._permutation(jax.random.fold_in(key, e), 1000)) for e in (0, 1)
+        np.asarray(_shuffle.permutation(jax.random.fold_in(key, e), 1000)) for e in (0, 1)
     )
     assert not np.array_equal(first, second)
     # n = 5: all 120 orders about equally often (chi-square, 119 degrees of freedom).
     keys = jax.random.split(jax.random.key(1), 12_000)
-    orders = np.asarray(jax.jit(jax.vmap(lambda k: loop._permutation(k, 5)))(keys))
+    orders = np.asarray(jax.jit(jax.vmap(lambda k: _shuffle.permutation(k, 5)))(keys))
     codes = orders @ 5 ** np.arange(5)
     counts = np.unique(codes, return_counts=True)[1]
     assert len(counts) == 120
@@ -430,7 +430,7 @@ def test_shuffle_differs_between_epochs_and_looks_uniform():
     # n = 1000: where example 0 lands is spread over the epoch.
     keys = jax.random.split(jax.random.key(2), 500)
     where = np.argmax(
-        np.asarray(jax.jit(jax.vmap(lambda k: loop._permutation(k, 1000)))(keys)) == 0, 1
+        np.asarray(jax.jit(jax.vmap(lambda k: _shuffle.permutation(k, 1000)))(keys)) == 0, 1
     )
     assert abs(where.mean() - 499.5) < 50 and where.std() > 250
 
@@ -442,7 +442,7 @@ def test_key_visits_every_example_once_per_epoch_in_the_documented_order():
     # With a learning rate of 0 each update's loss is the loss of the example it visits.
     r = jaxgd.fit(sq_loss, w, (X, y), epochs=3, optimizer=0.0, batch_size=1, key=key)
     per_example = (X @ np.ones(3) - y) ** 2
-    orders = np.stack([loop._permutation(jax.random.fold_in(key, e), 40) for e in range(3)])
+    orders = np.stack([_shuffle.permutation(jax.random.fold_in(key, e), 40) for e in range(3)])
     for e in range(3):
         np.testing.assert_allclose(r.losses[e], per_example[orders[e]], rtol=1e-5)
     assert len({tuple(o) for o in orders}) == 3

@@ -12,7 +12,7 @@ import optax
 import pytest
 
 import jaxgd
-from jaxgd import loop, stream
+from jaxgd import _shuffle, loop, stream
 
 
 def bce(p, x, y):
@@ -154,7 +154,7 @@ def test_the_device_only_ever_sees_chunks(monkeypatch):
     """Device memory is bounded by the chunk, not by n: every array `_run` and the evaluation
     get has at most `stream_chunk` rows, and the orders are drawn a chunk at a time."""
     seen = []
-    for module, name in ((loop, "_run"), (stream, "_eval_sums"), (loop, "_permutation_slice")):
+    for module, name in ((loop, "_run"), (stream, "_eval_sums"), (_shuffle, "permutation_slice")):
         original = getattr(module, name)
 
         def spy(*args, original=original, **kwargs):
