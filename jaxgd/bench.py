@@ -9,8 +9,10 @@ One run times, side by side, one epoch of logistic regression (float32, d = 20) 
 * NumPy (full batch): `z = X @ w + b`, then `X.T @ (sigmoid(z) - y) / n`.
 
 The implementations run interleaved (every repeat times each one once, in a rotating order), so
-load that comes and goes hits them alike; the report gives medians with their spread (min-max)
-and the ratios of medians that issue 5 sets goals for. Every implementation also trains once on
+load that comes and goes hits them alike, and each case's repeats are taken in rounds that visit
+every case in turn (`time_cases`), so that a slow spell of the machine is shared among the cases.
+The report gives medians with their spread (min-max) and the ratios of medians that issue 5 sets
+goals for. Every implementation also trains once on
 the same example orders, and their final losses must agree. Besides: the compile time of a first
 `fit` (fresh process), recompilations when only the learning rate, key or data values change,
 peak memory of a shuffled mini-batch run at n = 10^6 (fresh process), `import jaxgd` against
@@ -77,6 +79,7 @@ _SIZES = {
             ),  # fmt: skip
         },
         repeats=7,
+        blocks=3,  # Each case's repeats in 3 rounds spread over the timing section (time_cases).
         growth_n=(1_000, 10_000, 100_000, 1_000_000),
         growth_d=(2, 20, 100, 1000),
         growth_d_n=10_000,
@@ -94,6 +97,7 @@ _SIZES = {
             "mb1024": dict(n=1_000_000, batch=1024, epochs=2, steps=300, check_epochs=1),
         },
         repeats=3,
+        blocks=3,
         growth_n=(1_000, 100_000, 1_000_000),
         growth_d=(2, 100, 1000),
         growth_d_n=10_000,
@@ -110,6 +114,7 @@ _SIZES = {
             "mb1024": dict(n=2_000, batch=1024, epochs=2, steps=None, check_epochs=2),
         },
         repeats=2,
+        blocks=1,
         growth_n=(100, 400),
         growth_d=(2, 8),
         growth_d_n=200,
@@ -319,21 +324,43 @@ def _summary(seconds):
 
 def time_case(case, cfg, repeats, say=print, impls=None):
     """Interleaved timings of one case: `{impl: summary}` with medians in ms and the spread."""
-    X, y = make_data(cfg["n"])
-    names = impls or _IMPLS[case]
-    runners = {name: _MAKERS[name](X, y, cfg["batch"]) for name in names}
-    for name, runner in runners.items():  # warm up: compile, first-touch memory
-        _epoch_seconds(name, runner, cfg, seed=0)
-    seconds = {name: [] for name in names}
-    for r in range(repeats):
-        order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
-        for name in order:
-            seconds[name].append(_epoch_seconds(name, runners[name], cfg, seed=r + 1))
+    return time_cases({case: cfg}, {case: repeats}, blocks=1, say=say, impls=impls)[case]
+
+
+def time_cases(cases: dict, repeats: dict, *, blocks: int, say=print, impls=None) -> dict:
+    """Interleaved timings of several cases: `{case: {impl: summary}}`.
+
+    The repeats of every case are split into `blocks` rounds, and each round visits every case
+    in turn, so that each case's samples come from the whole timing section rather than from
+    one stretch of it: a slow spell of the machine then falls on part of every case's samples
+    instead of on all of one's. (Here such spells last about ten seconds, about one case's
+    stretch, and slow XLA's runs by 30-50% while PyTorch's loop is unaffected.) Each round
+    warms every implementation up again, untimed, since other cases ran in between.
+    """
+    runners, seconds = {}, {}
+    for case, cfg in cases.items():
+        X, y = make_data(cfg["n"])
+        names = impls or _IMPLS[case]
+        runners[case] = {name: _MAKERS[name](X, y, cfg["batch"]) for name in names}
+        seconds[case] = {name: [] for name in names}
+    for block in range(blocks):
+        for case, cfg in cases.items():
+            names = list(runners[case])
+            for name, runner in runners[case].items():  # warm up: compile, first-touch memory
+                _epoch_seconds(name, runner, cfg, seed=0)
+            share = range(repeats[case] * block // blocks, repeats[case] * (block + 1) // blocks)
+            for r in share:
+                order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
+                for name in order:
+                    runner = runners[case][name]
+                    seconds[case][name].append(_epoch_seconds(name, runner, cfg, seed=r + 1))
     out = {}
-    for name in names:
-        out[name] = dict(_summary(seconds[name]), how=_how_timed(name, cfg))
-        say(f"  {case:7s} {_LABELS[name]:22s} {out[name]['median_ms']:10.3f} ms/epoch "
-            f"[{out[name]['min_ms']:.3f}-{out[name]['max_ms']:.3f}]")  # fmt: skip
+    for case, cfg in cases.items():
+        out[case] = {}
+        for name, samples in seconds[case].items():
+            t = out[case][name] = dict(_summary(samples), how=_how_timed(name, cfg))
+            say(f"  {case:7s} {_LABELS[name]:22s} {t['median_ms']:10.3f} ms/epoch "
+                f"[{t['min_ms']:.3f}-{t['max_ms']:.3f}]")  # fmt: skip
     return out
 
 
@@ -687,6 +714,7 @@ def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True
     reps = repeats or sizes["repeats"]
     chosen = {k: v for k, v in sizes["cases"].items() if cases is None or k in cases}
     out = dict(mode=mode, machine=machine(), sizes=dict(chosen), repeats=reps, lr=LR)
+    out["blocks"] = sizes["blocks"]
     out["load_before"] = os.getloadavg()
     say(f"jaxgd benchmarks ({mode}): {out['machine']['cpu']}, {out['machine']['cores']} cores")
     out["agreement"] = {}
@@ -695,8 +723,8 @@ def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True
         a = out["agreement"][case]
         say(f"  agreement {case}: max relative difference {a['max_rel_diff']:.1e} "
             f"({'ok' if a['ok'] else 'DISAGREE'})")  # fmt: skip
-    out["times"] = {case: time_case(case, cfg, repeats or cfg.get("repeats", reps), say=say)
-                    for case, cfg in chosen.items()}  # fmt: skip
+    counts = {case: repeats or cfg.get("repeats", reps) for case, cfg in chosen.items()}
+    out["times"] = time_cases(chosen, counts, blocks=sizes["blocks"], say=say)
     timed = dict(out["times"])
     if cases is None or "sweep" in cases:
         out["sweep"] = time_sweep(sizes["sweep"], repeats or sizes["sweep"]["repeats"], say=say)

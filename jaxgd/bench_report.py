@@ -32,6 +32,11 @@ def report(result: dict, command: str, plot: str | None = None) -> str:
             for case, t in result["times"].items()
             if t.get("jaxgd", {}).get("samples", result["repeats"]) != result["repeats"]
         )
+        + (
+            f", taken in {result['blocks']} rounds that visit every case in turn"
+            if result.get("blocks", 1) > 1
+            else ""
+        )
         + "; the run took "
         f"{result['seconds'] / 60:.1f} min.",
         "",

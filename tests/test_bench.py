@@ -35,6 +35,27 @@ def test_every_implementation_is_timed_and_every_goal_has_a_ratio(smoke):
     assert all(np.isfinite(g["ratio"]) and g["ratio"] > 0 for g in smoke["goals"])
 
 
+def test_time_cases_spreads_each_cases_repeats_over_rounds(monkeypatch):
+    calls = []  # (case size, implementation, seed) of every timed or warm-up call, in order
+    fake = lambda name, runner, cfg, seed: calls.append((cfg["n"], name, seed)) or 1e-3
+    monkeypatch.setattr(bench, "_epoch_seconds", fake)
+    cases = {
+        "sgd": dict(n=50, batch=1, epochs=1, steps=None, check_epochs=1),
+        "mb32": dict(n=60, batch=32, epochs=1, steps=None, check_epochs=1),
+    }
+    out = bench.time_cases(cases, {"sgd": 5, "mb32": 2}, blocks=2, say=lambda *a: None)
+    assert {case: {k: t["samples"] for k, t in v.items()} for case, v in out.items()} == {
+        "sgd": dict.fromkeys(bench._IMPLS["sgd"], 5),
+        "mb32": dict.fromkeys(bench._IMPLS["mb32"], 2),
+    }
+    sizes = [n for n, _, _ in calls]
+    runs = [n for i, n in enumerate(sizes) if i == 0 or n != sizes[i - 1]]
+    assert runs == [50, 60, 50, 60]  # two rounds, each visiting both cases
+    timed = [(n, seed) for n, _, seed in calls if seed > 0]
+    assert sorted({seed for n, seed in timed if n == 50}) == [1, 2, 3, 4, 5]
+    assert len([1 for n, _, seed in calls if seed == 0]) == 2 * (3 + 3)  # a warm-up per round
+
+
 def test_new_learning_rate_key_or_data_values_do_not_recompile(smoke):
     assert smoke["recompiles"] == {
         s: {"traces": 0, "xla_compiles": 0} for s in ("full batch", "SGD", "mini-batch 32")
