@@ -12,8 +12,8 @@ The implementations run interleaved (every repeat times each one once, in a rota
 load that comes and goes hits them alike, and each case's repeats are taken in rounds that visit
 every case in turn (`time_cases`), so that a slow spell of the machine is shared among the cases.
 The report gives medians with their spread (min-max) and the ratios of medians that issue 5 sets
-goals for. Every implementation also trains once on
-the same example orders, and their final losses must agree. Besides: the compile time of a first
+goals for. Every implementation also trains once on the same example orders, and their final
+losses must agree. Besides: the compile time of a first
 `fit` (fresh process), recompilations when only the learning rate, key or data values change,
 peak memory of a shuffled mini-batch run at n = 10^6 (fresh process), `import jaxgd` against
 `import jax, optax` (fresh processes), and how epoch time grows with n and d per schedule.
