@@ -47,7 +47,7 @@ import numpy as np
 import optax
 
 import jaxgd
-from jaxgd import loop
+from jaxgd import _host, _shuffle, loop
 from jaxgd.bench_report import _LABELS, key_ratios, plot_growth, report
 
 __all__ = ["run", "main", "GOALS"]
@@ -381,6 +381,58 @@ def check_agreement(case, cfg, impls=None):
     worst = max(abs(v - ref) / abs(ref) for v in losses.values())
     start = mean_loss(np.zeros(X.shape[1]), 0.0, X, y)
     return dict(losses=losses, start=start, epochs=epochs, max_rel_diff=worst, ok=worst < 1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a shuffled mini-batch epoch goes.
+
+
+def anatomy(cfg: dict, repeats: int, say=print) -> dict:
+    """Epoch times behind the mini-batch 1024 row, medians in ms of interleaved repeats:
+
+    * `fit_shuffled`, `fit_in_order`: `jaxgd.fit` on data already on the device (no copy, no
+      host checks), reshuffled every epoch or in data order;
+    * `gather_shuffled`, `gather_in_order`: a bare `lax.scan` that only takes the epoch's
+      batches of rows out of X (and sums them, so the gather is not optimised away), in the
+      epoch's shuffled order or in data order;
+    * `permutation`: drawing the epoch's order (`_shuffle.permutation`).
+    """
+    n, m, epochs = cfg["n"], cfg["batch"], cfg["epochs"]
+    X, y = make_data(n)
+    data = tuple(jax.device_put(_host.aligned_copy(a)) for a in (X, y))
+    steps = n // m
+
+    def fit(key):
+        r = jaxgd.fit(example_loss, _zeros(X.shape[1]), data, epochs=epochs, optimizer=LR,
+                      batch_size=m, eval_train=False, key=key)  # fmt: skip
+        return r.params
+
+    @jax.jit
+    def gather(X, order):
+        take = lambda total, rows: (total + jnp.sum(X[rows]), None)
+        return jax.lax.scan(take, jnp.float32(0), order[: steps * m].reshape(steps, m))[0]
+
+    permutation = jax.jit(_shuffle.permutation, static_argnums=1)
+    in_order = jnp.arange(n, dtype=jnp.int32)
+    shuffled = permutation(jax.random.key(0), n)
+    runs = {
+        "fit_shuffled": (lambda: fit(jax.random.key(1)), epochs),
+        "fit_in_order": (lambda: fit(None), epochs),
+        "gather_shuffled": (lambda: gather(data[0], shuffled), 1),
+        "gather_in_order": (lambda: gather(data[0], in_order), 1),
+        "permutation": (lambda: permutation(jax.random.key(2), n), 1),
+    }
+    seconds = {name: [] for name in runs}
+    for r in range(repeats + 1):  # the first round warms up
+        for name, (call, per) in runs.items():
+            start = time.perf_counter()
+            jax.block_until_ready(call())
+            if r:
+                seconds[name].append((time.perf_counter() - start) / per)
+    out = {name: _summary(v) for name, v in seconds.items()}
+    for name, t in out.items():
+        say(f"  anatomy {name:16s} {t['median_ms']:8.2f} ms [{t['min_ms']:.2f}-{t['max_ms']:.2f}]")
+    return dict(n=n, batch=m, times=out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,6 +778,8 @@ def run(*, quick=False, smoke=False, repeats=None, cases=None, growth_sweep=True
     counts = {case: repeats or cfg.get("repeats", reps) for case, cfg in chosen.items()}
     out["times"] = time_cases(chosen, counts, blocks=sizes["blocks"], say=say)
     timed = dict(out["times"])
+    if "mb1024" in chosen:
+        out["anatomy"] = anatomy(chosen["mb1024"], reps, say=say)
     if cases is None or "sweep" in cases:
         out["sweep"] = time_sweep(sizes["sweep"], repeats or sizes["sweep"]["repeats"], say=say)
         timed["sweep"] = out["sweep"]["times"]

@@ -56,6 +56,13 @@ def test_time_cases_spreads_each_cases_repeats_over_rounds(monkeypatch):
     assert len([1 for n, _, seed in calls if seed == 0]) == 2 * (3 + 3)  # a warm-up per round
 
 
+def test_anatomy_of_the_minibatch_1024_epoch_is_measured_and_reported(smoke):
+    keys = {"fit_shuffled", "fit_in_order", "gather_shuffled", "gather_in_order", "permutation"}
+    assert set(smoke["anatomy"]["times"]) == keys
+    assert all(t["median_ms"] > 0 for t in smoke["anatomy"]["times"].values())
+    assert "## Where a shuffled mini-batch epoch goes" in bench.report(smoke, "x", plot=None)
+
+
 def test_new_learning_rate_key_or_data_values_do_not_recompile(smoke):
     assert smoke["recompiles"] == {
         s: {"traces": 0, "xla_compiles": 0} for s in ("full batch", "SGD", "mini-batch 32")
