@@ -391,8 +391,8 @@ def check_agreement(case, cfg, impls=None):
 def anatomy(cfg: dict, repeats: int, say=print) -> dict:
     """Epoch times behind the mini-batch 1024 row, medians in ms of interleaved repeats:
 
-    * `fit_shuffled`, `fit_in_order`: `jaxgd.fit` on data already on the device (no copy, no
-      host checks), reshuffled every epoch or in data order;
+    * `fit_shuffled`, `fit_in_order`: `jaxgd.fit` on data already on the device (no copy; its
+      checks of the data run there), reshuffled every epoch or in data order;
     * `gather_shuffled`, `gather_in_order`: a bare `lax.scan` that only takes the epoch's
       batches of rows out of X (and sums them, so the gather is not optimised away), in the
       epoch's shuffled order or in data order;
