@@ -333,7 +333,7 @@ def time_cases(cases: dict, repeats: dict, *, blocks: int, say=print, impls=None
     The repeats of every case are split into `blocks` rounds, and each round visits every case
     in turn, so that each case's samples come from the whole timing section rather than from
     one stretch of it: a slow spell of the machine then falls on part of every case's samples
-    instead of on all of one's. (Here memory-bound XLA runs were at times 25-45% slower, for
+    instead of on all of one's. (Here memory-bound XLA runs were at times 20-47% slower, for
     the first ten seconds of a process or for a whole run, while PyTorch's loop was not; the
     rounds help with the first kind only.) Each round warms every implementation up again,
     untimed, since other cases ran in between.
