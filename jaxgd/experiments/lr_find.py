@@ -3,8 +3,9 @@
 fastbook chapter 5 picks a learning rate with `learn.lr_find()`. Here `jaxgd.lr_find` runs the
 same range test for logistic regression on `digits_3_vs_7` (scikit-learn's 8x8 digits: MNIST
 cannot be downloaded here), once per seed under one `vmap`, and plots the smoothed loss against
-the learning rate (log axis) with the suggestions marked. A `jaxgd.sweep` over a grid of learning
-rates then trains each for a few epochs: the suggestion should sit where training works.
+the learning rate (log axis) with fastai's four suggestions marked ("valley", fastai's default, is
+`.suggestion`). A `jaxgd.sweep` over a grid of learning rates then trains each for a few epochs:
+it shows where each suggestion sits against the learning rates that train best.
 """
 
 import jax
@@ -63,8 +64,8 @@ def run(
 
     Returns:
       A JSON-ready dict: `table` (each seed's steps and suggestions), seed 0's `curve`,
-      `suggestion` (rule "minimum/10") and `suggestions`, the `spread` of each rule over the
-      seeds, the `check` sweep's final training loss and test accuracy per learning rate, and a
+      `suggestion` (rule "valley") and `suggestions`, the `spread` of each rule over the seeds,
+      the `check` sweep's final training loss and test accuracy per learning rate, and a
       `summary`.
     """
     _common.prepare_out_dir(out_dir)
@@ -99,8 +100,11 @@ def run(
         "data": f"digits_3_vs_7 (scikit-learn 8x8 digits), {X.shape[0]} training images",
         "rule": first.rule,
         "suggestion (seed 0)": first.suggestion,
-        "suggestion min over seeds": spread[first.rule]["min"],
-        "suggestion max over seeds": spread[first.rule]["max"],
+        **{
+            f"{rule} {end} over seeds": spread[rule][end]
+            for rule in RULES
+            for end in ("min", "max")
+        },
         "check: best learning rate": float(check_lrs[int(np.nanargmin(check_loss))]),
     }
     table = [
@@ -140,7 +144,7 @@ def _plot(tests, results):
         )
     first = tests[0]
     ax.plot(first.learning_rates, first.losses, color="C0", lw=2, label="seed 0 (smoothed)")
-    for rule, marker in zip(RULES, "ovs", strict=True):
+    for rule, marker in zip(RULES, "ovsD", strict=True):
         lr = first.suggestions[rule]
         loss = np.interp(np.log(lr), np.log(first.learning_rates), first.losses)
         size = 11 if rule == first.rule else 7
