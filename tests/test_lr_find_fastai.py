@@ -26,9 +26,13 @@ import jaxgd
 from jaxgd.data import synthetic_logistic
 
 torch = pytest.importorskip("torch")
-if os.environ.get("CI") and __name__ != "__main__":
-    import fastai.callback.schedule  # noqa: F401  In CI a missing fastai fails, never skips.
-fastai = pytest.importorskip("fastai.callback.schedule", reason="pip install --no-deps fastai")
+with warnings.catch_warnings():
+    # fastai's import meets its dependencies' deprecations (torch.jit.script, a pandas option);
+    # ignored during the import only, as `pytest.importorskip` does.
+    warnings.simplefilter("ignore")
+    if os.environ.get("CI"):
+        import fastai.callback.schedule  # noqa: F401  In CI a missing fastai fails, never skips.
+    fastai = pytest.importorskip("fastai.callback.schedule", reason="pip install --no-deps fastai")
 
 RULES = ("valley", "slide", "minimum", "steep")
 BATCH = 32  # 256 examples: 8 full batches an epoch, 13 epochs for 100 steps.
