@@ -5,7 +5,7 @@ mini-batches while the learning rate grows exponentially from `min_lr` towards `
 
     lr_i = min_lr * (max_lr / min_lr) ** (i / num_steps),     i = 0, ..., num_steps - 1,
 
-(fastai's grid: the last step uses max_lr ** (1 - 1/num_steps), never `max_lr` itself), record
+(fastai's grid: its last step is one step short of `max_lr`, 8.3 for 1e-7 to 10), record
 each batch's loss before its update, and smooth it as fastai does with a bias-corrected
 exponential moving average (beta = `smoothing`),
 
