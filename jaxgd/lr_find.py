@@ -28,7 +28,7 @@ from jax import lax
 
 from jaxgd import _checks
 from jaxgd.loop import batch_loss
-from jaxgd.sweep import _check_factory, _check_keys
+from jaxgd.sweeps import _check_factory, _check_keys
 
 __all__ = ["LRFindResult", "lr_find", "suggest"]
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import jaxgd
-from jaxgd import _checks, _host, loop
+from jaxgd import _checks, _host
+from jaxgd.loop import setup
 
 FLOATS = [np.float16, np.float32, np.float64, ml_dtypes.bfloat16]
 
@@ -106,7 +107,7 @@ def _compiles(fn) -> int:
 
 
 def test_prepare_on_numpy_inputs_compiles_nothing_and_owns_its_params():
-    """`fit`'s checks and inputs (`loop._prepare`) dispatch no XLA program: a first `fit` compiles
+    """`fit`'s checks and inputs (`loop.setup.prepare`) dispatch no XLA program: a first `fit` compiles
     its run, not a dozen small eager ops. A NumPy params leaf is copied even when it is aligned,
     where `device_put` would read it in place: writing to it afterwards changes nothing."""
     X = np.random.default_rng(1).standard_normal((300, 4), dtype=np.float32)
@@ -119,27 +120,27 @@ def test_prepare_on_numpy_inputs_compiles_nothing_and_owns_its_params():
 
     def prepare():
         prepared.append(
-            loop._prepare(loss, params, (X, y), epochs=2, optimizer=0.1, batch_size=32, key=key)
+            setup.prepare(loss, params, (X, y), epochs=2, optimizer=0.1, batch_size=32, key=key)
         )
 
     assert _compiles(prepare) == 0
     state = prepared[0].state
     w[:] = 7.0
     np.testing.assert_array_equal(state.params["w"], np.ones(4, np.float32))
-    assert prepared[0].lr.dtype == state.params["b"].dtype == jnp.float32
-    python_float = loop._prepare(loss, {"w": w, "b": 0.0}, (X, y), epochs=1, optimizer=0.1)
+    assert prepared[0].inputs.lr.dtype == state.params["b"].dtype == jnp.float32
+    python_float = setup.prepare(loss, {"w": w, "b": 0.0}, (X, y), epochs=1, optimizer=0.1)
     assert python_float.state.params["b"].weak_type  # As `jnp.asarray(0.0)` makes it.
 
 
-def test_float64_data_beyond_float32_range_are_refused_as_the_device_would_see_them():
+def test_float64_data_beyond_float32_range_are_refused_as_the_device_would_see_them(traces):
     """With x64 disabled jax runs float64 data in float32, where 1e39 is inf: refused before
     anything compiles, counted as the device sees them."""
     X = np.ones((4, 2))
     X[1, 0], X[2, 1] = 1e39, -1e300
     y = np.zeros(4, np.float32)
-    traces = loop._traces
+    before = traces("run_epochs")
     with pytest.raises(ValueError, match=r"`data` X holds 2 non-finite value\(s\) \(NaN or inf\)"):
         jaxgd.fit(lambda p, x, y: jnp.sum(p * x) - y, jnp.zeros(2), (X, y), epochs=1, optimizer=0.1)
-    assert loop._traces == traces
+    assert traces("run_epochs") == before
     with jax.enable_x64(True):  # In float64 they are finite numbers.
         assert _checks._all_finite(X)

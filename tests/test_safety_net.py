@@ -6,6 +6,7 @@ CPU or jax version XLA may round differently in the last bits, so there the chec
 
 import numpy as np
 import pytest
+
 from tests import safety_net
 
 
