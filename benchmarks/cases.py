@@ -26,6 +26,21 @@ GOALS = [
     ),
 ]
 
+# Issue 14's goals for `fit` as a user calls it (defaults, NumPy in, few epochs a call).
+DEFAULT_GOALS = [
+    ("SGD batch 1, n=1e4, 3 epochs a call: PyTorch eager / jaxgd", "d_sgd", "torch", "jaxgd_defaults", "min", 500),
+    ("mini-batch 32, n=1e4, 3 epochs a call: PyTorch eager / jaxgd", "d_mb32", "torch", "jaxgd_defaults", "min", 60),
+    ("full batch, n=1e6, 10 epochs a call: jaxgd / NumPy two-pass gradient", "d_full", "jaxgd_defaults", "numpy", "max", 0.9),
+    ("mini-batch 1024, n=1e6, 2 epochs a call: PyTorch eager / jaxgd", "d_mb1024", "torch", "jaxgd_defaults", "min", 8),
+    ("SGD batch 1, n=1e4: scikit-learn SGDClassifier epoch / jaxgd epoch", "d_sgd", "sklearn", "jaxgd_defaults", "min", 2),
+]  # fmt: skip
+DEFAULT_IMPLS = {
+    "d_sgd": ("jaxgd_defaults", "torch", "sklearn"),
+    "d_mb32": ("jaxgd_defaults", "torch"),
+    "d_full": ("jaxgd_defaults", "numpy"),
+    "d_mb1024": ("jaxgd_defaults", "torch"),
+}
+
 IMPLS = {
     "sgd": ("jaxgd", "torch", "jax_loop"),
     "mb32": ("jaxgd", "torch", "jax_loop"),
@@ -38,6 +53,8 @@ LABELS = {
     "jax_loop": "JAX jit-per-step loop",
     "numpy": "NumPy",
     "jaxgd_eval": "jaxgd.fit, eval_train=True (default)",
+    "jaxgd_defaults": "jaxgd.fit, default options",
+    "sklearn": "scikit-learn SGDClassifier",
 }
 
 
@@ -66,6 +83,17 @@ SIZES = {
         memory_n=1_000_000,
         # Issue 6: `members` learning rates by one `sweep` against one `fit`, `epochs` per call.
         sweep=dict(n=10_000, batch=32, epochs=5, members=64, repeats=21),
+        defaults=dict(
+            cases={
+                "d_sgd": _case(10_000, 1, 3, 2_000, 1),
+                "d_mb32": _case(10_000, 32, 3, None, 1),
+                "d_full": _case(1_000_000, None, 10, None, 1),
+                "d_mb1024": _case(1_000_000, 1024, 2, None, 1),
+            },
+            repeats=7,
+            fixed=dict(n=100, batch=32, calls=50),  # Calls per sample of the fixed cost.
+            floor_epochs=20,
+        ),
     ),
     "quick": dict(
         cases={
@@ -83,6 +111,17 @@ SIZES = {
         import_repeats=3,
         memory_n=1_000_000,
         sweep=dict(n=10_000, batch=32, epochs=5, members=64, repeats=11),
+        defaults=dict(
+            cases={
+                "d_sgd": _case(10_000, 1, 3, 1_000, 1),
+                "d_mb32": _case(10_000, 32, 3, None, 1),
+                "d_full": _case(1_000_000, None, 10, None, 1),
+                "d_mb1024": _case(1_000_000, 1024, 2, 300, 1),
+            },
+            repeats=3,
+            fixed=dict(n=100, batch=32, calls=50),
+            floor_epochs=10,
+        ),
     ),
     "smoke": dict(
         cases={
@@ -100,15 +139,26 @@ SIZES = {
         import_repeats=1,
         memory_n=2_000,
         sweep=dict(n=200, batch=32, epochs=2, members=4, repeats=2),
+        defaults=dict(
+            cases={
+                "d_sgd": _case(200, 1, 2, 50, 1),
+                "d_mb32": _case(200, 32, 2, None, 1),
+                "d_full": _case(2_000, None, 2, None, 1),
+                "d_mb1024": _case(2_000, 1024, 2, None, 1),
+            },
+            repeats=2,
+            fixed=dict(n=100, batch=32, calls=5),
+            floor_epochs=2,
+        ),
     ),
 }
 
 
-def goal_rows(times: dict) -> list:
-    """Issue 5's goals measured in `times` (`{case: {impl: summary}}`): one dict per goal with
-    its ratio of medians, the spread the repeats allow, and whether it is met."""
+def goal_rows(times: dict, goals=GOALS) -> list:
+    """The `goals` (issue 5's by default) measured in `times` (`{case: {impl: summary}}`): one
+    dict per goal with its ratio of medians, the spread the repeats allow, and whether it is met."""
     rows = []
-    for label, case, num, den, kind, bound in GOALS:
+    for label, case, num, den, kind, bound in goals:
         if case not in times or num not in times[case] or den not in times[case]:
             continue
         a, b = times[case][num], times[case][den]

@@ -27,6 +27,7 @@ from benchmarks import probes, streaming
 from benchmarks.anatomy import anatomy
 from benchmarks.cases import SIZES, goal_rows
 from benchmarks.compiles import recompiles
+from benchmarks.defaults import defaults
 from benchmarks.growth import growth, plot_growth
 from benchmarks.report import key_ratios, report
 from benchmarks.sweep_case import time_sweep
@@ -104,6 +105,7 @@ def run(
     fresh_processes=True,
     xla_small_while_loop_bytes=None,
     streamed=True,
+    with_defaults=True,
     say=print,
 ) -> dict:
     """The whole benchmark; returns a JSON-ready dict (see `benchmarks.report` for the Markdown).
@@ -120,10 +122,12 @@ def run(
         fresh process with `--xla_cpu_small_while_loop_byte_threshold=<this>` in XLA_FLAGS.
       streamed: measure streamed runs (`benchmarks.streaming`), which write a memmap of up to
         4 GB to a temporary folder.
+      with_defaults: time `fit` as a user calls it (`benchmarks.defaults`, issue 14): defaults,
+        few epochs a call, against PyTorch, NumPy, scikit-learn and a C loop.
       say: progress printer (`lambda *a: None` for silence).
 
     Returns:
-      `{"machine", "sizes", "times", "anatomy", "sweep", "goals", "agreement", "recompiles",
+      `{"machine", "sizes", "times", "anatomy", "sweep", "goals", "defaults", "agreement", "recompiles",
       "compile", "memory", "imports", "small_while_loops", "streaming", "growth", "seconds"}`
       and the run's settings; a section that did not run is absent.
     """
@@ -142,6 +146,10 @@ def run(
     )
     say(f"jaxgd benchmarks ({mode}): {out['machine']['cpu']}, {out['machine']['cores']} cores")
     _epoch_sections(out, chosen, sizes, repeats, cases, say)
+    if with_defaults:
+        out["defaults"] = defaults(
+            sizes["defaults"], blocks=sizes["blocks"], fresh_processes=fresh_processes, say=say
+        )
     out["recompiles"] = recompiles(sizes["cases"]["mb32"]["n"])
     if fresh_processes:
         _fresh_process_sections(out, chosen, sizes, xla_small_while_loop_bytes)
@@ -169,6 +177,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a subset of the cases",
     )
     parser.add_argument("--no-growth", action="store_true", help="skip the n and d sweep")
+    parser.add_argument(
+        "--no-defaults",
+        action="store_true",
+        help="skip the section that times fit with its defaults (issue 14)",
+    )
     parser.add_argument(
         "--no-streaming",
         action="store_true",
@@ -231,6 +244,7 @@ def main(argv=None) -> int:
         fresh_processes=not args.no_subprocesses,
         xla_small_while_loop_bytes=args.xla_small_while_loop_bytes,
         streamed=not args.no_streaming,
+        with_defaults=not args.no_defaults,
     )
     _write(result, " ".join(["python -m benchmarks", *argv]), Path(args.out), args.no_write)
     if args.json:

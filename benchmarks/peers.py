@@ -105,3 +105,30 @@ def numpy_runner(X, y, batch):
         return w, float(b)
 
     return run
+
+
+def sklearn_runner(X, y, batch):
+    """scikit-learn's `SGDClassifier` (log loss, no penalty, constant learning rate `LR`), one
+    `partial_fit` per epoch: its compiled loop over single examples, reshuffled every epoch
+    (batch 1 only). Given `orders`, it trains on the rows in that order, unshuffled."""
+    from sklearn.linear_model import SGDClassifier
+
+    if batch != 1:
+        raise ValueError(f"`batch` must be 1 for SGDClassifier, got {batch}")
+    classes = np.array([0.0, 1.0], np.float32)
+
+    def run(epochs, orders=None, seed=0):
+        clf = SGDClassifier(
+            loss="log_loss",
+            penalty=None,
+            learning_rate="constant",
+            eta0=LR,
+            shuffle=orders is None,
+            random_state=np.random.RandomState(seed),
+        )
+        for epoch in range(epochs):
+            rows = slice(None) if orders is None else orders[epoch]
+            clf.partial_fit(X[rows], y[rows], classes=classes)
+        return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
+
+    return run

@@ -50,10 +50,11 @@ def _median_of(runs: list, field: str) -> dict:
     return dict(good[(len(good) - 1) // 2], runs=[r[field] for r in good])
 
 
-def first_fit_compile(n: int, repeats: int = 1) -> dict:
+def first_fit_compile(n: int, repeats: int = 1, *, batch: int = 1, epochs: int = 5) -> dict:
     """Fresh processes (`probe_first_fit`): the first `fit` (traces, compiles, runs) against a
     second one with a new learning rate and key: the median of `repeats` processes."""
-    return _median_of([run_probe("probe_first_fit", n) for _ in range(repeats)], "compile_s")
+    runs = [run_probe("probe_first_fit", n, batch, epochs) for _ in range(repeats)]
+    return _median_of(runs, "compile_s")
 
 
 def peak_memory(n: int, repeats: int = 1) -> dict:

@@ -137,21 +137,25 @@ def goals(result: dict) -> list:
     ]
 
 
-def epoch_times(result: dict) -> list:
-    """Every implementation's median epoch time per case, with its spread and how it was timed."""
+def _time_table(times: dict, sizes: dict) -> list:
+    """Every implementation's median epoch time per case, its spread and how it was timed."""
     lines = [
-        "## Epoch times",
-        "",
         "| case | n | batch | implementation | median ms/epoch | min–max | timed as |",
         "|---|---|---|---|---|---|---|",
     ]
-    for case, impls in result["times"].items():
-        cfg = result["sizes"][case]
+    for case, impls in times.items():
+        cfg = sizes[case]
         for name, t in impls.items():
             lines.append(
                 f"| {case} | {cfg['n']:,} | {cfg['batch'] or 'full'} | {LABELS[name]} | "
                 f"{t['median_ms']:.3f} | {t['min_ms']:.3f}–{t['max_ms']:.3f} | {t['how']} |"
             )
+    return lines
+
+
+def epoch_times(result: dict) -> list:
+    """Every implementation's median epoch time per case, with its spread and how it was timed."""
+    lines = ["## Epoch times", "", *_time_table(result["times"], result["sizes"])]
     return lines + [
         "",
         "jaxgd's figure is the whole `fit` call divided by its epochs: NumPy data in, with the "
@@ -235,6 +239,81 @@ def agreement(result: dict) -> list:
             + f" | {a['max_rel_diff']:.1e} {'ok' if a['ok'] else 'DISAGREE'} |"
         )
     return lines + [""]
+
+
+def _value(row: dict) -> str:
+    v, unit = row["value"], row["unit"]
+    return fmt_ratio(v) if unit == "×" else f"{v:.3f} ms" if unit == "ms" else f"{v:.2f} s"
+
+
+def _sklearn_note(a: dict, lr: float) -> str:
+    if "skipped" in a:
+        return f"* scikit-learn's `SGDClassifier` was skipped: {a['skipped']}."
+    epochs = f"{a['epochs']} epoch" + ("s" if a["epochs"] > 1 else "")
+    return (
+        f"* scikit-learn's `SGDClassifier` (log loss, no penalty, constant learning rate {lr}) "
+        f"on the same example orders as `fit` for {epochs}: mean loss "
+        f"{a['losses']['sklearn']:.6f} against jaxgd's {a['losses']['jaxgd']:.6f} (relative "
+        f"difference {a['max_rel_diff']:.1e}, {'ok' if a['ok'] else 'DISAGREE'})."
+    )
+
+
+def _defaults_notes(de: dict, lr: float) -> list:
+    """The defaults section's notes: scikit-learn's agreement, the C floor, the first compile."""
+    lines = [_sklearn_note(de["sklearn_agreement"], lr)]
+    fl = de["floor"]
+    if "skipped" in fl:
+        lines.append(f"* The C floor (`benchmarks/floor.c`) was skipped: {fl['skipped']}.")
+    else:
+        lines.append(
+            f"* The C floor (`benchmarks/floor.c`, {fl['compiler']}: Fisher-Yates shuffle, "
+            f"dot, sigmoid, axpy in float32) at n = {fl['n']:,}, d = 20: "
+            f"{fl['median_ns']:.1f} ns per update ({fl['min_ns']:.1f}–{fl['max_ns']:.1f} "
+            f"over {fl['epochs']} epochs after a first one), final loss {fl['loss']:.6f} "
+            f"from {fl['start']:.6f}."
+        )
+    c = de.get("compile")
+    if c and "error" not in c:
+        lines.append(
+            f"* First `fit` in a fresh process (mini-batch {c['batch']}, n = {c['n']:,}, "
+            f"{c['epochs']} epochs; all processes: {', '.join(f'{v:.2f}' for v in c['runs'])} s): "
+            f"{c['first_s']:.2f} s against {c['second_s']:.3f} s for a second call; XLA "
+            f"compiled {c['xla_compiles']} programs in {c['xla_compile_s']:.2f} s."
+        )
+    elif c:
+        lines.append(f"* First `fit` in a fresh process: failed: {c['error']}")
+    return lines
+
+
+def defaults(result: dict) -> list:
+    """`fit` as a user calls it (issue 14): goals with spread, epoch times, notes."""
+    de = result["defaults"]
+    lines = [
+        "## Defaults: `fit` as a user calls it (issue 14)",
+        "",
+        "`jaxgd.fit` with its default options (the training loss evaluated every epoch), NumPy "
+        "arrays in, a few epochs a call, timed interleaved with the loops it is compared with "
+        f"({de['repeats']} repeats each), besides the rows above (which time jaxgd with "
+        "`eval_train=False` and more epochs a call).",
+        "",
+    ]
+    if result["mode"] == "smoke":
+        lines += ["**Smoke sizes**: a check of the harness, not of the goals.", ""]
+    lines += ["| case | goal | measured | spread | met |", "|---|---|---|---|---|"]
+    for row in de["goals"]:
+        lo, hi = (dict(row, value=v) for v in row["spread"])
+        lines.append(
+            f"| {row['goal']} | {row['bound']} | **{_value(row)}** | "
+            f"{_value(lo)}–{_value(hi)} | {_yes(row['met'])} |"
+        )
+    lines += [
+        "",
+        *_time_table(de["times"], de["sizes"]),
+        "",
+        *_defaults_notes(de, result["lr"]),
+        "",
+    ]
+    return lines
 
 
 def _compile_line(c: dict) -> str:
@@ -370,6 +449,8 @@ def report(result: dict, command: str, plot: str | None = None) -> str:
         lines += anatomy(result)
     if "sweep" in result:
         lines += sweep(result)
+    if "defaults" in result:
+        lines += defaults(result)
     lines += agreement(result) + compile_memory_import(result)
     if "streaming" in result:
         lines += streaming(result)

@@ -60,3 +60,21 @@ def jaxgd_runner(X, y, batch, eval_train=False):
         return np.asarray(r.params["w"]), float(r.params["b"])
 
     return run
+
+
+def jaxgd_defaults_runner(X, y, batch):
+    """`run(epochs, orders=None, seed=0) -> (w, b)`: `jaxgd.fit` called the way a user does, with
+    its defaults (the training loss evaluated every epoch), a key when mini-batched."""
+    d = X.shape[1]
+
+    def run(epochs, orders=None, seed=0):
+        shuffle = {} if batch is None else dict(key=jax.random.key(seed))
+        if orders is not None and batch is not None:
+            shuffle = dict(orders=orders)
+        r = jaxgd.fit(
+            example_loss, zeros(d), (X, y), epochs=epochs, optimizer=LR, batch_size=batch, **shuffle
+        )
+        jax.block_until_ready(r.params)
+        return np.asarray(r.params["w"]), float(r.params["b"])
+
+    return run

@@ -14,7 +14,7 @@ import numpy as np
 
 from benchmarks import peers
 from benchmarks.cases import IMPLS, LABELS
-from benchmarks.task import jaxgd_runner, make_data, mean_loss
+from benchmarks.task import jaxgd_defaults_runner, jaxgd_runner, make_data, mean_loss
 
 MAKERS = {
     "jaxgd": jaxgd_runner,
@@ -22,8 +22,16 @@ MAKERS = {
     "torch": peers.torch_runner,
     "jax_loop": peers.jax_loop_runner,
     "numpy": peers.numpy_runner,
+    "jaxgd_defaults": jaxgd_defaults_runner,
+    "sklearn": peers.sklearn_runner,
 }
-_WHOLE_CALLS = ("jaxgd", "jaxgd_eval", "numpy")  # Timed as whole calls of `epochs` epochs.
+_WHOLE_CALLS = (
+    "jaxgd",
+    "jaxgd_eval",
+    "jaxgd_defaults",
+    "numpy",
+    "sklearn",
+)  # Timed as whole calls of `epochs` epochs.
 
 
 def summary(seconds) -> dict:
@@ -56,8 +64,9 @@ def how_timed(name, cfg) -> str:
     """The report's "timed as" cell."""
     per_epoch = _steps_per_epoch(cfg)
     if name in _WHOLE_CALLS:
-        extra = ", NumPy data in: copy and checks included" if name != "numpy" else ""
-        return f"{cfg['epochs']} epochs per call{extra}"
+        extra = ", NumPy data in: copy and checks included" if name.startswith("jaxgd") else ""
+        per = "epochs per call" if name != "sklearn" else "epochs (one `partial_fit` each)"
+        return f"{cfg['epochs']} {per}{extra}"
     if cfg["steps"] is not None and cfg["steps"] < per_epoch:
         return f"{cfg['steps']} of {per_epoch} steps, scaled"
     return f"1 epoch ({per_epoch} steps)"
@@ -83,7 +92,8 @@ def _one_round(runners, cases, repeats, block, blocks, seconds):
 
 
 def time_cases(cases: dict, repeats: dict, *, blocks: int, say=print, impls=None) -> dict:
-    """Interleaved timings of several cases: `{case: {impl: summary}}`.
+    """Interleaved timings of several cases: `{case: {impl: summary}}`, of the implementations
+    `impls` (names, or `{case: names}`; default `cases.IMPLS[case]`).
 
     The repeats of every case are split into `blocks` rounds, and each round visits every case
     in turn, so that each case's samples come from the whole timing section rather than from
@@ -93,7 +103,7 @@ def time_cases(cases: dict, repeats: dict, *, blocks: int, say=print, impls=None
     runners, seconds = {}, {}
     for case, cfg in cases.items():
         X, y = make_data(cfg["n"])
-        names = impls or IMPLS[case]
+        names = impls.get(case, ()) if isinstance(impls, dict) else impls or IMPLS[case]
         runners[case] = {name: MAKERS[name](X, y, cfg["batch"]) for name in names}
         seconds[case] = {name: [] for name in names}
     for block in range(blocks):

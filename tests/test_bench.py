@@ -5,6 +5,7 @@ No timed assertions: the harness is the measurement (issue 5), this only checks 
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -167,3 +168,34 @@ def test_sweep_case_times_both_sides_and_its_member_agrees_with_fit(smoke):
     row = next(g for g in smoke["goals"] if g["goal"].startswith("64 learning rates by sweep"))
     assert row["bound"] == "≤ 8×" and row["ratio"] == sw["ratio"]
     assert "## Many learning rates at once" in report.report(smoke, "python -m benchmarks")
+
+
+def test_defaults_section_has_every_goal_row_and_sklearn_agrees_with_fit(smoke):
+    de = smoke["defaults"]
+    labels = [g["goal"] for g in de["goals"]]
+    assert labels[: len(cases.DEFAULT_GOALS)] == [g[0] for g in cases.DEFAULT_GOALS]
+    assert labels[len(cases.DEFAULT_GOALS)].startswith("fixed cost of one `fit` call")
+    has_cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    assert any("plain C loop" in g for g in labels) == bool(has_cc)
+    for case, names in cases.DEFAULT_IMPLS.items():
+        assert set(de["times"][case]) == set(names)
+    a = de["sklearn_agreement"]
+    assert a["ok"] and a["losses"]["sklearn"] < a["start"], a
+    text = report.report(smoke, "python -m benchmarks --smoke")
+    assert "## Defaults: `fit` as a user calls it" in text
+    assert "SGDClassifier" in text
+
+
+def test_c_floor_trains_or_is_skipped_with_a_note(monkeypatch):
+    from benchmarks import floor
+
+    if shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"):
+        out = floor.c_floor(500, 2, say=lambda *a: None)
+        assert 0 < out["min_ns"] <= out["median_ns"] <= out["max_ns"] and len(out["ns"]) == 2
+        assert out["loss"] < out["start"]  # It trained.
+    monkeypatch.setattr(floor.shutil, "which", lambda name: None)
+    notes = []
+    assert floor.c_floor(500, 2, say=notes.append) == {
+        "skipped": "no working C compiler (`cc`) on this machine"
+    }
+    assert notes and "skipped" in notes[0]
