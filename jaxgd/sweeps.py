@@ -16,8 +16,8 @@ operand, the training data included, to all K members (K times the gathers and c
 holds for the update-by-update redo of an epoch that met a non-finite value: a while loop that
 runs once, only when some member needs it, and that reads its inputs from its own carry (a body
 that did not would be hoisted out of the loop by XLA and run every epoch). The "sweep" case of
-`jaxgd bench` (also `benchmarks/sweep_bench.py`) measures issue 6's goal: 64 learning rates at
-most 8x one `fit`.
+the benchmark (`python -m benchmarks.sweep_case` in a checkout) times 64 learning rates against
+one `fit` (docs/design.md#run-once-loops).
 """
 
 import functools

@@ -43,7 +43,7 @@ def test_file_map_names_files_that_exist():
 
 
 def test_goals_table_is_the_one_in_benchmarks_md():
-    # The README copies the goals table of the committed BENCHMARKS.md, which `jaxgd bench`
+    # The README copies the goals table of the committed BENCHMARKS.md, which `python -m benchmarks`
     # writes: a figure in one but not the other was not produced by the harness's last run.
     def goal_rows(text):
         section = text.split("| case | goal | measured | spread | met |")[1].split("\n\n")[0]
