@@ -168,6 +168,7 @@ class LiveProblem(NamedTuple):
     example_loss: Callable  # example_loss(params, x, y) -> scalar, for ONE point.
     predict: Callable  # predict(params, x) -> scalar, for ONE point.
     params: Any  # the initial params (a pytree of float32 arrays).
+    curve: Callable  # curve(params, xs) -> predictions at every x of xs: `predict` vmapped, jitted.
     opt_state: Any  # _SGD's state for `params`, made once; each run replaces its hyperparams.
     data: tuple  # (x, y): float32 arrays of shape (20,).
 
@@ -200,7 +201,8 @@ def live_problem(name: str = "quadratic", *, k: int = 8, seed: int = 0) -> LiveP
         params = models.relu_sum_init(key=jax.random.key(seed), k=k)
     else:
         raise ValueError(f"`name` must be 'quadratic' or 'relu'; got {name!r}.")
-    return LiveProblem(name, loss, predict, params, _SGD.init(params), data.quadratic_data())
+    curve = jax.jit(jax.vmap(predict, (None, 0)))  # eager vmap would dispatch op by op each move
+    return LiveProblem(name, loss, predict, params, curve, _SGD.init(params), data.quadratic_data())
 
 
 class LiveRun(NamedTuple):
@@ -274,7 +276,7 @@ def live_train(
                   optimizer=_SGD, opt_state=state, batch_size=batch_size,
                   key=jax.random.key(seed))  # fmt: skip
     batch_loss, epoch_loss = np.asarray(r.losses), np.asarray(r.train_loss)
-    curve = np.asarray(jax.vmap(problem.predict, (None, 0))(r.params, _GRID))
+    curve = np.asarray(problem.curve(r.params, _GRID))
     train_ms = (time.perf_counter() - start) * 1e3
     diverged = int(r.diverged_epoch) if bool(r.diverged) else None
     message = "" if diverged is None else f"diverged at epoch {diverged}"
