@@ -109,7 +109,9 @@ def test_digits_on_the_8x8_digits_and_bad_names():
 
     r = digits.run(quick=True, dataset="digits8x8", init="normal")
     assert round(r["baseline_accuracy"], 4) == 0.9863  # 72 of the 73 held-out images
-    with pytest.raises(ValueError, match=r"`dataset` must be one of \['digits8x8', 'mnist'\]; got 'mnist_full'"):
+    with pytest.raises(
+        ValueError, match=r"`dataset` must be one of \['digits8x8', 'mnist'\]; got 'mnist_full'"
+    ):
         digits.run(quick=True, dataset="mnist_full")
     with pytest.raises(ValueError, match="`init` must be one of .*; got 'zeros'"):
         digits.run(quick=True, init="zeros")
