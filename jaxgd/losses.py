@@ -453,17 +453,21 @@ def _labels(scores: jax.Array, labels: ArrayLike, ax: int, name: str, probabilit
     return labels.astype(scores.dtype), True
 
 
-def _class_weight(weight: ArrayLike | None, scores: jax.Array) -> jax.Array | None:
-    """`weight` of shape (C,) in the dtype of the scores (classes last)."""
+def _class_weight(weight: ArrayLike | None, scores: jax.Array, ax: int) -> jax.Array | None:
+    """`weight` of shape (C,) in the dtype of the scores, whose class axis is `ax`."""
     if weight is None:
         return None
     w = _cast_like(weight, scores, "weight")
-    if w.shape != scores.shape[-1:]:
+    if w.shape != (scores.shape[ax],):
         raise ValueError(
-            f"`weight` must have shape (C,) = {scores.shape[-1:]}, one weight per class; got "
+            f"`weight` must have shape (C,) = {(scores.shape[ax],)}, one weight per class; got "
             f"{w.shape}."
         )
     return w
+
+
+def _classes_last(a: jax.Array, ax: int) -> jax.Array:
+    return a if ax == a.ndim - 1 else jnp.moveaxis(a, ax, -1)
 
 
 def _check_index(ignore_index) -> int:
@@ -552,9 +556,8 @@ def nll_loss(
     lp = _floats(log_probs, "log_probs")
     ax = _class_axis(lp, axis, "log_probs")
     labels, _ = _labels(lp, labels, ax, "log_probs", probabilities=False)
-    lp = jnp.moveaxis(lp, ax, -1)
-    w = _class_weight(weight, lp)
-    loss, total = _nll_terms(lp, labels, w, _check_index(ignore_index))
+    w = _class_weight(weight, lp, ax)
+    loss, total = _nll_terms(_classes_last(lp, ax), labels, w, _check_index(ignore_index))
     return _weighted_reduce(loss, total, reduction)
 
 
@@ -617,16 +620,16 @@ def cross_entropy(
     z = _floats(logits, "logits")
     ax = _class_axis(z, axis, "logits")
     labels, probabilities = _labels(z, labels, ax, "logits", probabilities=True)
-    q = jax.nn.log_softmax(jnp.moveaxis(z, ax, -1), axis=-1)
-    w = _class_weight(weight, q)
+    w = _class_weight(weight, z, ax)
+    ignore_index = _check_index(ignore_index)
+    q = jax.nn.log_softmax(_classes_last(z, ax), axis=-1)
     C = q.shape[-1]
     wq = q if w is None else jnp.broadcast_to(w, q.shape) * q
     if probabilities:
-        t = jnp.moveaxis(labels, ax, -1)
+        t = _classes_last(labels, ax)
         t = t if eps == 0 else t * (1 - eps) + eps / C
         loss = -jnp.sum(t * wq, axis=-1)
         return jnp.sum(loss) / loss.size if reduction == "mean" else _reduce(loss, reduction)
-    ignore_index = _check_index(ignore_index)
     loss, total = _nll_terms(q, labels, w, ignore_index)
     if eps == 0:
         return _weighted_reduce(loss, total, reduction)
