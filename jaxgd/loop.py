@@ -499,7 +499,7 @@ def _prepare(
     """
     _checks.check_callable(example_loss, "example_loss")
     mesh = distributed.check_mesh(mesh)
-    epochs = _checks.check_int(epochs, "epochs", minimum=0)
+    epochs = _checks.check_int(epochs, "epochs", minimum=0, maximum=_checks.INT32_MAX)
     start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
     X, y, n = _checks.check_data(data, "data")
     _checks.check_params(params)
@@ -522,8 +522,8 @@ def _prepare(
             )
         if batch_size >= n and not drop_last:
             batch_size = None  # One batch of all n examples: full batch.
-    if not isinstance(drop_last, bool):
-        raise TypeError(f"`drop_last` must be True or False, got {drop_last!r}.")
+    drop_last = _checks.check_bool(drop_last, "drop_last")
+    eval_train = _checks.check_bool(eval_train, "eval_train")
     metrics = _checks.check_metrics(metrics)
     _checks.check_example_fn(example_loss, params, X, y, "example_loss")
     for name, fn in metrics.items():
@@ -532,6 +532,9 @@ def _prepare(
         val_data = _checks.check_val_data(val_data, X, y)
     if early_stopping is not None:
         early_stopping = _check_early_stopping(early_stopping, metrics, val_data, eval_train)
+    _checks.check_history(epochs=epochs, start_epoch=start_epoch, n=n, batch_size=batch_size,
+                          drop_last=drop_last, series=2 * (1 + len(metrics)),
+                          itemsize=jnp.result_type(*jax.tree.leaves(params)).itemsize)  # fmt: skip
     # Host values reach the device by `device_put`: `jnp.asarray` compiles a small XLA program per
     # new shape and dtype (jax 0.10), time and memory a first `fit` spent for nothing.
     put = lambda value, dtype=None: jax.device_put(np.asarray(value, dtype))
@@ -693,7 +696,7 @@ def fit(
     if on_divergence not in ("stop", "raise"):
         raise ValueError(f'`on_divergence` must be "stop" or "raise", got {on_divergence!r}.')
     if callback is not None:
-        _checks.check_callable(callback, "callback")
+        _checks.check_callable(callback, "callback", args=("epochs_done", "result"))
     if isinstance(optimizer, optax.GradientTransformation):
         _checks.check_params(params)
         _checks.check_opt_state(opt_state, optimizer, params)
@@ -818,10 +821,11 @@ def _check_early_stopping(early, metrics, val_data, eval_train) -> EarlyStopping
             f"`early_stopping.monitor` is {early.monitor!r}, which this run does not compute; "
             f"choose one of {allowed} (val_* needs `val_data`, metrics need `metrics`)."
         )
-    _checks.check_int(early.patience, "early_stopping.patience", minimum=1)
+    patience = _checks.check_int(early.patience, "early_stopping.patience", minimum=1)
     if early.mode not in ("min", "max"):
         raise ValueError(f'`early_stopping.mode` must be "min" or "max", got {early.mode!r}.')
-    return early._replace(min_delta=float(early.min_delta))
+    min_delta = _checks.check_real(early.min_delta, "early_stopping.min_delta", minimum=0.0)
+    return early._replace(patience=patience, min_delta=min_delta)
 
 
 def _refuse_batch_size(name: str, options: dict):

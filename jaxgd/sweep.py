@@ -120,7 +120,7 @@ def _check_factory(factory, lr, params):
 
 
 def _check_learning_rates(values) -> np.ndarray:
-    arr = np.asarray(values)
+    arr = _checks.as_array(values, "learning_rates")
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(
             f"`learning_rates` must be a non-empty 1-D array, one per member, got shape {arr.shape}."
@@ -137,6 +137,7 @@ def _check_learning_rates(values) -> np.ndarray:
 
 
 def _check_keys(keys):
+    keys = _checks.stack_keys(keys)  # A list of K keys is K keys.
     if isinstance(keys, (jax.Array, np.ndarray)):
         if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) and keys.ndim == 1 and keys.size:
             return keys
@@ -367,6 +368,10 @@ def sweep(
         val_data=val_data, metrics=metrics, early_stopping=early_stopping,
         opt_state=member_state, eval_train=eval_train, mesh=mesh,
     )  # fmt: skip
+    plan = prep.static["plan"]
+    _checks.check_history(epochs=epochs, start_epoch=0, n=plan.n, batch_size=plan.batch_size,
+                          drop_last=plan.drop_last, series=2 * (1 + len(prep.metrics)),
+                          itemsize=prep.lr.dtype.itemsize, members=K)  # fmt: skip
     axes = _Axes(K, learning_rates is not None and factory is None, keys is not None,
                  init_params is not None, factory)  # fmt: skip
     lr = prep.lr if learning_rates is None else jnp.asarray(learning_rates, prep.lr.dtype)
