@@ -182,11 +182,7 @@ def _range_test(
 
 
 def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`{name}` must be a number, got {type(value).__name__} {value!r}.")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"`{name}` must be finite and > 0, got {value}.")
-    return float(value)
+    return _checks.check_real(value, name, minimum=0, strict=True)
 
 
 def lr_find(
@@ -265,8 +261,7 @@ def lr_find(
     if min_lr >= max_lr:
         raise ValueError(f"`min_lr` must be below `max_lr`, got {min_lr} and {max_lr}.")
     num_steps = _checks.check_int(num_steps, "num_steps", minimum=2)
-    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float, np.floating)):
-        raise TypeError(f"`smoothing` must be a number in [0, 1), got {smoothing!r}.")
+    smoothing = _checks.check_real(smoothing, "smoothing")
     if not 0 <= smoothing < 1:
         raise ValueError(f"`smoothing` must be in [0, 1) (fastai uses 0.98), got {smoothing}.")
     if _check_positive(diverge_factor, "diverge_factor") <= 1:

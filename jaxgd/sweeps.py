@@ -120,7 +120,7 @@ def _check_factory(factory, lr, params):
 
 
 def _check_learning_rates(values) -> np.ndarray:
-    arr = np.asarray(values)
+    arr = _checks.as_array(values, "learning_rates")
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(
             f"`learning_rates` must be a non-empty 1-D array, one per member, got shape {arr.shape}."
@@ -137,6 +137,7 @@ def _check_learning_rates(values) -> np.ndarray:
 
 
 def _check_keys(keys):
+    keys = _checks.stack_keys(keys)  # A list of K keys is K keys.
     if isinstance(keys, (jax.Array, np.ndarray)):
         if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) and keys.ndim == 1 and keys.size:
             return keys
@@ -386,6 +387,12 @@ def sweep(
         opt_state=member_state,
         eval_train=eval_train,
         mesh=mesh,
+    )
+    spec = prep.spec
+    _checks.check_history(
+        epochs=epochs, start_epoch=0, n=spec.n, batch_size=spec.batch_size,
+        drop_last=spec.drop_last, series=2 * (1 + len(prep.metrics)),
+        itemsize=prep.inputs.lr.dtype.itemsize, members=K,
     )
     axes = _Axes(
         K,

@@ -85,7 +85,7 @@ def _check_call_options(on_divergence, callback, optimizer, params, opt_state):
     if on_divergence not in ("stop", "raise"):
         raise ValueError(f'`on_divergence` must be "stop" or "raise", got {on_divergence!r}.')
     if callback is not None:
-        _checks.check_callable(callback, "callback")
+        _checks.check_callable(callback, "callback", args=("epochs_done", "result"))
     if isinstance(optimizer, optax.GradientTransformation):
         _checks.check_params(params)
         _checks.check_opt_state(opt_state, optimizer, params)

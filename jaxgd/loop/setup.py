@@ -48,10 +48,11 @@ def check_early_stopping(early, metrics, val_data, eval_train) -> EarlyStopping:
             f"`early_stopping.monitor` is {early.monitor!r}, which this run does not compute; "
             f"choose one of {allowed} (val_* needs `val_data`, metrics need `metrics`)."
         )
-    _checks.check_int(early.patience, "early_stopping.patience", minimum=1)
+    patience = _checks.check_int(early.patience, "early_stopping.patience", minimum=1)
     if early.mode not in ("min", "max"):
         raise ValueError(f'`early_stopping.mode` must be "min" or "max", got {early.mode!r}.')
-    return early._replace(min_delta=float(early.min_delta))
+    min_delta = _checks.check_real(early.min_delta, "early_stopping.min_delta", minimum=0.0)
+    return early._replace(patience=patience, min_delta=min_delta)
 
 
 def _batch_size(batch_size, drop_last, n: int):
@@ -130,7 +131,7 @@ def prepare(
     """
     _checks.check_callable(example_loss, "example_loss")
     mesh = distributed.check_mesh(mesh)
-    epochs = _checks.check_int(epochs, "epochs", minimum=0)
+    epochs = _checks.check_int(epochs, "epochs", minimum=0, maximum=_checks.INT32_MAX)
     start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
     X, y, n = _checks.check_data(data, "data")
     _checks.check_params(params)
@@ -142,9 +143,9 @@ def prepare(
         )
     if orders is not None:
         orders = _checks.check_orders(orders, epochs=epochs, n=n)
+    drop_last = _checks.check_bool(drop_last, "drop_last")
+    eval_train = _checks.check_bool(eval_train, "eval_train")
     batch_size = _batch_size(batch_size, drop_last, n)
-    if not isinstance(drop_last, bool):
-        raise TypeError(f"`drop_last` must be True or False, got {drop_last!r}.")
     metrics = _checks.check_metrics(metrics)
     _check_functions(example_loss, metrics, params, X, y)
     if val_data is not None:
@@ -153,6 +154,10 @@ def prepare(
         early_stopping = check_early_stopping(early_stopping, metrics, val_data, eval_train)
     params = jax.tree.map(_owned, params)
     dtype = jnp.result_type(*jax.tree.leaves(params))
+    _checks.check_history(
+        epochs=epochs, start_epoch=start_epoch, n=n, batch_size=batch_size, drop_last=drop_last,
+        series=2 * (1 + len(metrics)), itemsize=dtype.itemsize,
+    )
     lr = _put(0.0 if lr is None else lr, dtype)
     state = _initial_state(params, opt_state, optimizer, early_stopping, dtype)
     if mesh is not None:  # Params and optimizer state on every device of the mesh.

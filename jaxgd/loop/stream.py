@@ -41,11 +41,11 @@ CHUNK_BYTES = 32 * 2**20  # Default size of a chunk: this many bytes of examples
 def wanted(data, stream) -> bool:
     """Whether `fit` streams `data`: `stream` if given, else whether any array is an np.memmap."""
     if stream is not None:
-        if not isinstance(stream, bool):
+        if not isinstance(stream, (bool, np.bool_)):
             raise TypeError(
                 f"`stream` must be True, False or None (stream np.memmap data), got {stream!r}."
             )
-        return stream
+        return bool(stream)
     return any(isinstance(leaf, np.memmap) for leaf in jax.tree.leaves(data))
 
 
