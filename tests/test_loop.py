@@ -410,47 +410,6 @@ def test_zero_epochs_returns_the_initial_params():
     np.testing.assert_array_equal(r.params["w"], np.zeros(3))
 
 
-BAD = [
-    (dict(data=(np.ones((5, 2)), np.ones(4))), ValueError, r"same number of examples.*5.*4"),
-    (dict(data=(np.ones((0, 2)), np.ones(0))), ValueError, "no examples"),
-    (dict(data=np.ones((5, 2))), TypeError, r"pair `\(X, y\)`"),
-    (dict(data=(np.full((5, 2), np.nan), np.ones(5))), ValueError, "non-finite"),
-    (dict(data=(np.ones((5, 2), np.complex64), np.ones(5))), TypeError, "complex"),
-    (dict(batch_size=0), ValueError, "`batch_size` must be an integer >= 1, got 0"),
-    (dict(batch_size=2.0), TypeError, "`batch_size` must be an integer"),
-    (dict(batch_size=9, drop_last=True), ValueError, "leaves no batch"),
-    (dict(epochs=-1), ValueError, "`epochs` must be an integer >= 0, got -1"),
-    (dict(epochs=2.5), TypeError, "`epochs`"),
-    (dict(optimizer=-0.1), ValueError, "finite and >= 0, got -0.1"),
-    (dict(optimizer=float("nan")), ValueError, "finite"),
-    (dict(optimizer="adam"), TypeError, "GradientTransformation"),
-    (dict(key=0), TypeError, r"jax.random.key\(0\)"),
-    (dict(key=jax.random.key(0), orders=np.zeros((2, 5), int)), ValueError, "not both"),
-    (dict(orders=np.zeros((2, 5), int)), ValueError, r"`orders`\[0\] is not a permutation"),
-    (dict(orders=np.zeros((3, 5), int)), ValueError, r"shape \(epochs, n\) = \(2, 5\)"),
-    (dict(orders=np.zeros((2, 5))), TypeError, "integer array"),
-    (dict(params={"w": jnp.zeros(2, jnp.int32), "b": jnp.zeros(())}), TypeError, "dtype int32"),
-    (dict(params={"w": jnp.full(2, jnp.inf), "b": jnp.zeros(())}), ValueError, "NaN or inf"),
-    (dict(params={}), ValueError, "holds no arrays"),
-    (dict(example_loss=lambda p, x, y: x * p["w"]), ValueError, "scalar loss for ONE example"),
-    (dict(example_loss="bce"), TypeError, "`example_loss` must be a function"),
-    (dict(on_divergence="ignore"), ValueError, "on_divergence"),
-    (dict(early_stopping=jaxgd.EarlyStopping()), ValueError, "needs `val_data`"),
-]
-
-
-@pytest.mark.parametrize("overrides, error, match", BAD)
-def test_bad_input_is_refused_before_compiling(overrides, error, match, traces):
-    args = dict(example_loss=logistic_loss, params=zeros(2),
-                data=(np.ones((5, 2), np.float32), np.ones(5, np.float32)),
-                epochs=2, optimizer=0.1, batch_size=None)  # fmt: skip
-    args.update(overrides)
-    before = traces("run_epochs")
-    with pytest.raises(error, match=match):
-        jaxgd.fit(args.pop("example_loss"), args.pop("params"), args.pop("data"), **args)
-    assert traces("run_epochs") == before
-
-
 # ---------------------------------------------------------------------------------------------
 # The fast paths of issue 5: the sort-free shuffle, the epoch-level divergence check, NumPy input.
 
@@ -547,3 +506,23 @@ def test_divergence_in_the_ragged_last_batch(optimizer):
     assert (int(r.diverged_epoch), int(r.diverged_update)) == divmod(flat, 3)
     np.testing.assert_allclose(r.params, w, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(r.losses).ravel()[:flat], losses[:flat], rtol=1e-5)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_an_error_in_the_callback_keeps_the_epochs_trained_so_far(stream, error):
+    X, y = make_data()
+    data = (np.asarray(X), np.asarray(y))
+
+    def callback(done, result):
+        if done == 4:
+            raise error("stop here")
+
+    with pytest.raises(error) as excinfo:
+        jaxgd.fit(logistic_loss, zeros(), data, epochs=6, optimizer=0.1, batch_size=4,
+                  callback=callback, epochs_per_call=2, stream=stream)  # fmt: skip
+    kept = excinfo.value.fit_result
+    four = jaxgd.fit(logistic_loss, zeros(), data, epochs=4, optimizer=0.1, batch_size=4)
+    assert kept.losses.shape == (4, 4) and int(kept.epochs_run) == 4
+    np.testing.assert_allclose(kept.losses, four.losses, rtol=1e-6)
+    np.testing.assert_allclose(kept.params["w"], four.params["w"], rtol=1e-6)

@@ -9,8 +9,15 @@ import optax
 
 from jaxgd import _checks
 from jaxgd.loop import stream as streaming
-from jaxgd.loop.result import DivergenceError, EarlyStopping, FitResult, assemble, nan_history
-from jaxgd.loop.run import RunInputs, RunState, run_epochs
+from jaxgd.loop.result import (
+    DivergenceError,
+    EarlyStopping,
+    FitResult,
+    assemble,
+    call_back,
+    nan_history,
+)
+from jaxgd.loop.run import RunInputs, run_epochs
 from jaxgd.loop.setup import Prepared, compile_before_copy, prepare, to_device
 
 __all__ = ["fit"]
@@ -32,18 +39,6 @@ def _pad_rows(rows, size):
     return jnp.concatenate([rows, jnp.tile(rows[-1:], (size - rows.shape[0], 1))])
 
 
-def _call_back(callback, done: int, state: RunState, pieces, metrics):
-    """`callback(done, result so far)`; an exception it raises (Ctrl-C included) carries the
-    epochs trained so far as `.fit_result`."""
-    result = assemble(state, pieces, metrics)
-    try:
-        callback(done, result)
-    except BaseException as err:
-        err.fit_result = result
-        err.add_note("jaxgd: the epochs trained so far are in this exception's `.fit_result`.")
-        raise
-
-
 def _run_chunks(prep: Prepared, chunk: int, callback) -> tuple:
     """The run as compiled calls of `chunk` epochs: the final state and the history pieces."""
     spec = prep.spec._replace(epochs=chunk)
@@ -59,7 +54,7 @@ def _run_chunks(prep: Prepared, chunk: int, callback) -> tuple:
         pieces.append((losses[:span], {k: v[:span] for k, v in evals.items()}))
         done += span
         if callback is not None:
-            _call_back(callback, done, state, pieces, prep.metrics)
+            call_back(callback, done, state, pieces, prep.metrics)
         if done >= prep.epochs:
             break
         if bool(state.stopped):  # Nothing more will run: NaN for the rest of the history.

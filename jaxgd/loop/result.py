@@ -5,7 +5,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-__all__ = ["EarlyStopping", "FitResult", "DivergenceError", "assemble", "nan_history"]
+__all__ = ["EarlyStopping", "FitResult", "DivergenceError", "assemble", "nan_history", "call_back"]
 
 
 class EarlyStopping(NamedTuple):
@@ -72,3 +72,15 @@ def assemble(state, pieces, metrics) -> FitResult:
         diverged_update=state.diverged_at[1],
         epochs_run=state.epochs_run,
     )
+
+
+def call_back(callback, done: int, state, pieces, metrics) -> None:
+    """`callback(done, result so far)`; an exception it raises (Ctrl-C included) carries the
+    epochs trained so far as `.fit_result`, so that they are not lost."""
+    result = assemble(state, pieces, metrics)
+    try:
+        callback(done, result)
+    except BaseException as err:
+        err.fit_result = result
+        err.add_note("jaxgd: the epochs trained so far are in this exception's `.fit_result`.")
+        raise

@@ -155,8 +155,13 @@ def prepare(
     params = jax.tree.map(_owned, params)
     dtype = jnp.result_type(*jax.tree.leaves(params))
     _checks.check_history(
-        epochs=epochs, start_epoch=start_epoch, n=n, batch_size=batch_size, drop_last=drop_last,
-        series=2 * (1 + len(metrics)), itemsize=dtype.itemsize,
+        epochs=epochs,
+        start_epoch=start_epoch,
+        n=n,
+        batch_size=batch_size,
+        drop_last=drop_last,
+        series=2 * (1 + len(metrics)),
+        itemsize=dtype.itemsize,
     )
     lr = _put(0.0 if lr is None else lr, dtype)
     state = _initial_state(params, opt_state, optimizer, early_stopping, dtype)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgd import _checks, _host, _shuffle, distributed
-from jaxgd.loop.result import FitResult, assemble, nan_history
+from jaxgd.loop.result import FitResult, assemble, call_back, nan_history
 from jaxgd.loop.run import RunInputs, RunSpec, RunState, early_stop, train_checked
 from jaxgd.loop.step import all_finite, apply_update
 
@@ -339,7 +339,7 @@ def run(prep, *, stream_chunk, callback: Callable | None, epochs_per_call: int) 
             pieces.append(nan_history(piece, prep.epochs - done))
             done = prep.epochs
         if callback is not None and (stopped or done == prep.epochs or done % epochs_per_call == 0):
-            callback(done, assemble(state, pieces, prep.metrics))
+            call_back(callback, done, state, pieces, prep.metrics)
         if stopped:
             break
     if not pieces:
