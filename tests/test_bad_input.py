@@ -19,6 +19,7 @@ import re
 import tempfile
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.extend
 import jax.numpy as jnp
@@ -602,7 +603,7 @@ def test_numpy_bools_and_0d_arrays_are_taken_as_the_numbers_they_hold():
     numpy = fit(batch_size=np.array(2), drop_last=np.False_, eval_train=np.array(True),
                 epochs=np.int64(3), early_stopping=jaxgd.EarlyStopping(
                     "train_loss", patience=np.array(5), min_delta=np.float32(0.0)))  # fmt: skip
-    jax.tree.map(np.testing.assert_array_equal, numpy, plain)
+    chex.assert_trees_all_equal(numpy, plain)
     r0, r1 = (
         run_lr_find(min_lr=1e-5, max_lr=1.0),
         run_lr_find(min_lr=np.array(1e-5), max_lr=jnp.array(1.0), smoothing=np.float64(0.98)),
@@ -625,11 +626,11 @@ def test_bfloat16_and_torch_data_train_as_the_numpy_arrays_they_hold():
     X16 = X.astype(ml_dtypes.bfloat16)
     r16 = fit(data=(X16, Y), batch_size=2)
     r32 = fit(data=(X16.astype(np.float32), Y), batch_size=2)
-    jax.tree.map(np.testing.assert_array_equal, r16.params, r32.params)
+    chex.assert_trees_all_equal(r16.params, r32.params)
     rt = fit(data=(torch.tensor(X), torch.tensor(Y)), batch_size=2,
              val_data=(torch.tensor(X), torch.tensor(Y)))  # fmt: skip
     rn = fit(data=(X, Y), batch_size=2, val_data=(X, Y))
-    jax.tree.map(np.testing.assert_array_equal, rt, rn)
+    chex.assert_trees_all_equal(rt, rn)
     grads = torch.tensor(X, requires_grad=True)  # a tensor in an autograd graph: its values
     jax.tree.map(
         np.testing.assert_array_equal, fit(data=(grads, Y), batch_size=2), fit(batch_size=2)

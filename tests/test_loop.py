@@ -1,5 +1,6 @@
 """The descent loop against NumPy references and its transformation invariants."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -141,7 +142,7 @@ def test_resume_equals_one_long_run():
     second = jaxgd.fit(logistic_loss, first.params, (X, y), epochs=5, opt_state=first.opt_state,
                        start_epoch=5, **common)  # fmt: skip
     np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), long.losses)
-    np.testing.assert_array_equal(second.params["w"], long.params["w"])
+    chex.assert_trees_all_equal((second.params, second.opt_state), (long.params, long.opt_state))
 
 
 def test_no_recompile_for_new_values(traces):

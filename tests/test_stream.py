@@ -5,6 +5,7 @@ see the same batches (mini-batches cut from chunks, params compared with `assert
 within float rounding where sums are split over chunks (full batch, the training loss).
 """
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,7 +102,7 @@ def test_optax_state_validation_metrics_and_early_stopping_as_in_memory():
     assert np.isnan(b.losses[-1]).all() and np.isnan(b.val_loss[-1])
     assert_same_history(a, b)
     np.testing.assert_array_equal(b.params["w"], a.params["w"])
-    jax.tree.map(np.testing.assert_array_equal, b.opt_state, a.opt_state)
+    chex.assert_trees_all_equal(b.opt_state, a.opt_state)
 
 
 def test_divergence_is_found_in_a_later_chunk_and_numbered_within_the_epoch():
