@@ -12,6 +12,8 @@ from jaxgd.loop import (
     DivergenceError,
     EarlyStopping,
     FitResult,
+    Epoch,
+    Step,
     batch_loss,
     fit,
     full_batch_gd,
@@ -23,7 +25,7 @@ from jaxgd.loop import (
 )
 from jaxgd.lr_find import LRFindResult, lr_find
 from jaxgd.metrics import accuracy, binary_accuracy
-from jaxgd.sweep import SweepResult, sweep
+from jaxgd.sweeps import SweepResult, sweep
 
 __all__ = [
     "__version__",
@@ -42,6 +44,8 @@ __all__ = [
     "DivergenceError",
     "EarlyStopping",
     "FitResult",
+    "Epoch",
+    "Step",
     "accuracy",
     "batch_loss",
     "binary_accuracy",

@@ -5,7 +5,7 @@ n = 10^6, more than a whole shuffled epoch of mini-batches. `permutation(key, n)
 network with cycle walking, as format-preserving encryption builds one: a few elementwise passes
 over n integers (a few ms for n = 10^6 here). It is a deterministic function of `(key, n)`,
 and entry i depends on i alone, so `permutation_slice` computes any part of it by itself (how a
-streamed run, `jaxgd.stream`, draws its orders without an (n,) array). It is not the order
+streamed run, `jaxgd.loop.stream`, draws its orders without an (n,) array). It is not the order
 `jax.random.permutation` would draw.
 """
 
@@ -84,7 +84,7 @@ def permutation(key, n: int) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("n", "size"))
 def permutation_slice(key, start, *, n: int, size: int) -> jax.Array:
     """`permutation(key, n)[start : start + size]` (start + size <= n), computing only those
-    entries: how a streamed run (`jaxgd.stream`) draws its orders without an (n,) array."""
+    entries: how a streamed run (`jaxgd.loop.stream`) draws its orders without an (n,) array."""
     a, b, F = _feistel(key, n)
     i = start.astype(jnp.uint32) + jnp.arange(size, dtype=jnp.uint32)
     hi, lo = _cycle_walk(F, (i // b, i % b), jnp.ones(size, bool), n, b)

@@ -1,10 +1,9 @@
-"""The `jaxgd` command: run the lectures' experiments, the demo, the PyTorch comparison, benchmarks.
+"""The `jaxgd` command: run the lectures' experiments, the demo, the PyTorch comparison.
 
     jaxgd list                          the experiments, one per line
     jaxgd run NAME [--out DIR] [--json] [--quiet] [--quick] [--OPTION VALUE ...]
     jaxgd demo [--out DIR]              full batch vs SGD vs mini-batch on built-in data
     jaxgd compare [--problem P] ...     jaxgd against a PyTorch loop, step by step
-    jaxgd bench ...                     benchmarks (see `jaxgd bench --help`)
 
 Exit status: 0 on success, 1 when `compare` finds a difference above its tolerance (or an extra
 is missing), 2 for a bad command line or a value the library rejects, 130 after Ctrl-C.
@@ -35,7 +34,6 @@ examples:
   jaxgd run schedules --epochs 5 --quiet
   jaxgd run relu --help                 the experiment's options and their defaults
   jaxgd compare --problem logistic --batch-size 10 --optimizer adam
-  jaxgd bench --help
 """
 
 _RUN_EPILOG = """\
@@ -190,9 +188,6 @@ def _parser() -> tuple[_Parser, dict[str, _Parser]]:
                          "for --problem logistic (default: built-in)", **opt)  # fmt: skip
     compare.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    sub.add_parser("bench", help="benchmarks (arguments go to jaxgd.bench)", add_help=False,
-                   description="Benchmarks; every argument is passed to jaxgd.bench.",
-                   epilog="examples:\n  jaxgd bench --help", **kw)  # fmt: skip
     return parser, {"run": run, "demo": demo}
 
 
@@ -208,8 +203,9 @@ def _batch_size(text: str):
 
 
 def _main(argv: list[str]) -> int:
-    if argv[:1] == ["bench"]:  # everything after `bench` belongs to jaxgd.bench
-        return _bench(argv[1:])
+    if argv[:1] == ["bench"]:  # the harness left the package; say where it is
+        _say("jaxgd: the benchmarks are `python -m benchmarks`, run from a checkout of the repository")
+        return EXIT_USAGE
     parser, subparsers = _parser()
     if argv[:1] == ["demo"]:  # argparse cannot pass options through a leading REMAINDER
         if {"-h", "--help"} & set(argv[1:]):
@@ -549,25 +545,6 @@ def _compare(args) -> int:
     else:
         print(comparison.format_report(report))
     return EXIT_OK if bool(report.ok) else EXIT_FAILED
-
-
-# ---------------------------------------------------------------------------------- bench
-
-
-def _bench(argv: list[str]) -> int:
-    try:
-        from jaxgd import bench
-    except ImportError as err:
-        _say(f"jaxgd: error: benchmarks are not available in this install: {_one_line(err)}")
-        return EXIT_FAILED
-    try:
-        status = bench.main(argv)
-    except SystemExit as exit_:  # an argparse inside bench
-        status = exit_.code
-    if status is None or isinstance(status, int):
-        return status or EXIT_OK
-    _say(str(status))  # sys.exit("message")
-    return EXIT_FAILED
 
 
 def entry() -> None:

@@ -16,9 +16,14 @@ Rules (all checked on static shapes and dtypes, so they also hold under `jit` an
   fastbook's `tensor([1]*n)`) or floats of another width are *cast to the predictions' dtype*, so
   the loss always has the predictions' dtype (torch rejects integer targets in
   `binary_cross_entropy`; jaxgd accepts them). Complex targets are a `TypeError`. Class labels for
-  `cross_entropy`/`nll_loss` must be integers, shaped like `logits.shape[:-1]`.
+  `cross_entropy`/`nll_loss` are integers shaped like the scores without their class axis;
+  `cross_entropy` also takes float class probabilities shaped like the logits.
+* The class axis: the last for (C,) and (N, C), where jaxgd and torch agree; with more axes
+  `axis` must say which (torch's (N, C, d1, ...) is `axis=1`), so that a d1 equal to C cannot
+  put the classes on the wrong axis. `weight`, `ignore_index` (default -100: such labels are
+  skipped) and `label_smoothing` follow torch, its weighted "mean" included.
 * Values cannot be checked under `jit`: probabilities outside [0, 1] and labels outside [0, C)
-  give NaN where torch raises. There is no `ignore_index` (torch skips label -100 by default).
+  (other than `ignore_index`) give NaN where torch raises.
 
 Gradients equal torch's autograd, with these deliberate differences (all at degenerate points):
 `binary_cross_entropy`'s gradient w.r.t. `targets` where a log term is clamped (probs 0 or 1,
@@ -379,98 +384,259 @@ def rmse(predictions: ArrayLike, targets: ArrayLike, *, reduction: Reduction = "
     return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, m)))
 
 
-def _check_labels(scores: jax.Array, labels: ArrayLike, name: str) -> jax.Array:
+def _class_axis(scores: jax.Array, axis: int | None, name: str) -> int:
+    """The class axis of `scores`, as a non-negative int; None means "last" for 1 or 2 axes."""
     if scores.ndim == 0:
         raise ValueError(
-            f"`{name}` must have a class axis (last); got a 0-d array. "
-            f"Fix: pass shape (C,) for one example or (..., C) for a batch."
+            f"`{name}` must have a class axis; got a 0-d array. "
+            f"Fix: pass shape (C,) for one example or (N, C) for a batch."
         )
-    labels = jnp.asarray(labels)
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
+    if axis is None:
+        if scores.ndim > 2:
+            raise ValueError(
+                f"`{name}` has shape {scores.shape}: with {scores.ndim} axes, say which one holds "
+                "the classes: `axis=1` for PyTorch's layout (N, C, d1, ...), or `axis=-1` for "
+                "classes last (N, d1, ..., C). With one or two axes the classes are on the last "
+                "axis, as in PyTorch."
+            )
+        return scores.ndim - 1
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"`axis` must be an int (the class axis of `{name}`), got {axis!r}.")
+    if not -scores.ndim <= axis < scores.ndim:
+        raise ValueError(
+            f"`axis`={axis} is not an axis of `{name}` (shape {scores.shape}); pass one in "
+            f"[{-scores.ndim}, {scores.ndim})."
+        )
+    return int(axis) % scores.ndim
+
+
+def _labels(scores: jax.Array, labels: ArrayLike, ax: int, name: str, probabilities: bool):
+    """`(labels, is_probabilities)`: integer indices shaped like `scores` without its class axis,
+    or (with `probabilities`) float class probabilities shaped like `scores`."""
+    labels = _real(labels, "labels")
+    want = scores.shape[:ax] + scores.shape[ax + 1 :]
+    where = (
+        f"`{name}.shape[:-1]` = {want}"
+        if ax == scores.ndim - 1
+        else f"`{name}`'s shape without its class axis {ax}: {want}"
+    )
+    if jnp.issubdtype(labels.dtype, jnp.integer):
+        if labels.shape != want:
+            raise ValueError(
+                f"`labels` has shape {labels.shape} but `{name}` has shape {scores.shape}; labels "
+                f"must have shape {where} (one class index per example). "
+                f"Fix: e.g. `labels.reshape({want})`."
+            )
+        return labels, False
+    probs = "or float class probabilities shaped like `logits`" if probabilities else ""
+    if not jnp.issubdtype(labels.dtype, jnp.floating):
+        raise TypeError(
+            f"`labels` must be integer class indices{' ' + probs if probs else ''}; got dtype "
+            f"{labels.dtype}. Fix: `labels.astype(jnp.int32)`."
+        )
+    if not probabilities:
         raise TypeError(
             f"`labels` must be integer class indices; got dtype {labels.dtype}. Fix: "
-            f"`labels.astype(jnp.int32)`, or `labels.argmax(-1)` for one-hot or probability rows."
+            "`labels.astype(jnp.int32)` for indices stored as floats; for class probabilities "
+            "use `cross_entropy(logits, probabilities)` (`nll_loss` takes indices, as in PyTorch)."
         )
-    if labels.shape != scores.shape[:-1]:
+    if labels.shape != scores.shape:
+        fix = (
+            f"for class indices stored as floats pass `labels.astype(jnp.int32)` (shape {want})"
+            if labels.shape == want
+            else f"give one probability per class, shape {scores.shape}"
+        )
         raise ValueError(
-            f"`labels` has shape {labels.shape} but `{name}` has shape {scores.shape}; labels must "
-            f"have shape `{name}.shape[:-1]` = {scores.shape[:-1]} (classes on the last axis). "
-            f"Fix: e.g. `labels.reshape({scores.shape[:-1]})`."
+            f"`labels` of dtype {labels.dtype} are class probabilities and must have the shape of "
+            f"`{name}` {scores.shape}; got {labels.shape}. Fix: {fix}."
         )
-    return labels
+    return labels.astype(scores.dtype), True
 
 
-def _pick(log_probs: jax.Array, labels: jax.Array) -> jax.Array:
-    """-log_probs[..., label], NaN where the label is outside [0, C)."""
+def _class_weight(weight: ArrayLike | None, scores: jax.Array, ax: int) -> jax.Array | None:
+    """`weight` of shape (C,) in the dtype of the scores, whose class axis is `ax`."""
+    if weight is None:
+        return None
+    w = _cast_like(weight, scores, "weight")
+    if w.shape != (scores.shape[ax],):
+        raise ValueError(
+            f"`weight` must have shape (C,) = {(scores.shape[ax],)}, one weight per class; got "
+            f"{w.shape}."
+        )
+    return w
+
+
+def _classes_last(a: jax.Array, ax: int) -> jax.Array:
+    return a if ax == a.ndim - 1 else jnp.moveaxis(a, ax, -1)
+
+
+def _check_index(ignore_index) -> int:
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(
+            f"`ignore_index` must be an int (PyTorch's default is -100), got {ignore_index!r}."
+        )
+    return int(ignore_index)
+
+
+def _check_smoothing(label_smoothing) -> float:
+    ok = isinstance(label_smoothing, (int, float, np.integer, np.floating))
+    if isinstance(label_smoothing, bool) or not ok:
+        raise TypeError(
+            f"`label_smoothing` must be a number in [0, 1], got {label_smoothing!r} (a Python "
+            "number: it is not traced)."
+        )
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"`label_smoothing` must be in [0, 1], got {label_smoothing}.")
+    return float(label_smoothing)
+
+
+def _nll_terms(log_probs, labels, w, ignore_index):
+    """Per-position `-w[y] log_probs[y]` (0 where ignored, NaN outside [0, C)) and the weight
+    `w[y]` each position adds to the denominator of "mean" (0 where ignored). Classes last."""
     valid = (labels >= 0) & (labels < log_probs.shape[-1])
-    safe = jnp.where(valid, labels, 0)[..., None]
-    picked = jnp.take_along_axis(log_probs, safe, axis=-1)[..., 0]
-    return jnp.where(valid, -picked, jnp.nan)
+    ignored = labels == ignore_index
+    safe = jnp.where(valid, labels, 0)
+    picked = -jnp.take_along_axis(log_probs, safe[..., None], axis=-1)[..., 0]
+    wy = jnp.ones_like(picked) if w is None else w[safe]
+    loss = picked if w is None else wy * picked
+    loss = jnp.where(ignored, 0, jnp.where(valid, loss, jnp.nan))
+    return loss, jnp.where(ignored, 0, wy)
+
+
+def _weighted_reduce(loss, total, reduction):
+    """PyTorch's weighted mean: the sum over the weight of the positions counted."""
+    return jnp.sum(loss) / jnp.sum(total) if reduction == "mean" else _reduce(loss, reduction)
 
 
 def nll_loss(
-    log_probs: ArrayLike, labels: ArrayLike, *, reduction: Reduction = "mean"
+    log_probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: Reduction = "mean",
+    axis: int | None = None,
 ) -> jax.Array:
-    """Negative log-likelihood, as `torch.nn.functional.nll_loss`: ``l = -log_probs[label]``.
+    """Negative log-likelihood, as `torch.nn.functional.nll_loss`: ``l = -w[y] log_probs[y]``.
 
     Lecture 4.1's cheat-sheet: `nll_loss` takes log-probabilities (`log_softmax` outputs).
-    Classes are on the last axis (torch puts them on axis 1; the two agree for (C,) and (N, C)).
+    Positions whose label is `ignore_index` (-100 by default, as in PyTorch) give 0 and do not
+    count. "mean" is PyTorch's weighted mean, ``sum_i l_i / sum_i w[y_i]`` over the positions
+    counted: NaN when none counts (all labels ignored, a one-example loss included: use
+    `reduction="sum"` there, which gives 0).
 
     Args:
-      log_probs: shape (C,) for one example or (..., C), floating point.
-      labels: integer class indices of shape `log_probs.shape[:-1]` (NaN loss outside [0, C)).
-      reduction: "mean" (default), "sum" or "none" (shape `log_probs.shape[:-1]`).
+      log_probs: shape (C,) for one example, (N, C), or more axes with `axis` naming the class
+        axis (PyTorch's (N, C, d1, ...) is `axis=1`), floating point.
+      labels: integer class indices shaped like `log_probs` without its class axis (NaN loss
+        outside [0, C) unless equal to `ignore_index`).
+      weight: optional rescaling of each class, shape (C,).
+      ignore_index: a label value that is skipped.
+      reduction: "mean" (default), "sum" or "none" (the shape of `labels`).
+      axis: the class axis; None is the last one and needs at most 2 axes.
 
     Returns:
-      The reduced loss (0-d), or the per-example loss for `reduction="none"`.
+      The reduced loss (0-d), or the per-position loss for `reduction="none"`.
 
     Raises:
-      ValueError: unknown `reduction`, 0-d `log_probs`, or labels of the wrong shape.
-      TypeError: non-float `log_probs`, or non-integer `labels`.
+      ValueError: unknown `reduction`, 0-d `log_probs`, more than 2 axes without `axis`,
+        labels or weight of the wrong shape.
+      TypeError: non-float `log_probs`, non-integer `labels`.
 
     Examples:
       >>> import jax.numpy as jnp
       >>> print(f"{float(nll_loss(jnp.array([-1.0, -2.0]), 1)):.4f}")
       2.0000
+      >>> lp = jnp.log(jnp.array([[0.5, 0.5], [0.9, 0.1], [0.2, 0.8]]))
+      >>> w, y = jnp.array([1.0, 3.0]), jnp.array([0, -100, 1])  # example 1 is ignored
+      >>> print(f"{float(nll_loss(lp, y, weight=w)):.4f}")  # (0.6931 + 3 * 0.2231) / (1 + 3)
+      0.3407
     """
     _check_reduction(reduction)
     lp = _floats(log_probs, "log_probs")
-    return _reduce(_pick(lp, _check_labels(lp, labels, "log_probs")), reduction)
+    ax = _class_axis(lp, axis, "log_probs")
+    labels, _ = _labels(lp, labels, ax, "log_probs", probabilities=False)
+    w = _class_weight(weight, lp, ax)
+    loss, total = _nll_terms(_classes_last(lp, ax), labels, w, _check_index(ignore_index))
+    return _weighted_reduce(loss, total, reduction)
 
 
 def cross_entropy(
-    logits: ArrayLike, labels: ArrayLike, *, reduction: Reduction = "mean"
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    axis: int | None = None,
 ) -> jax.Array:
-    """Softmax cross-entropy, as `torch.nn.functional.cross_entropy` with class-index targets.
+    """Softmax cross-entropy, as `torch.nn.functional.cross_entropy`.
 
     Lecture 4.1's cheat-sheet: `cross_entropy` takes logits (it applies `log_softmax` itself).
+    With q = log_softmax(z) over the class axis, C classes and smoothing eps:
 
-    ``l = logsumexp(z) - z[label] = nll_loss(log_softmax(z), label)``
+    * class indices y: ``l = (1 - eps) (-w[y] q[y]) + eps/C sum_c (-w[c] q[c])``, 0 where
+      ``y == ignore_index``; "mean" divides the sum by ``sum_i w[y_i]`` over the positions
+      counted (the count without `weight`), as PyTorch does.
+    * class probabilities t (float labels shaped like the logits): ``l = -sum_c w[c] t'[c]
+      q[c]`` with ``t' = (1 - eps) t + eps / C``; "mean" divides by the number of positions.
 
-    Classes are on the last axis (torch puts them on axis 1; the two agree for (C,) and (N, C)).
-    No `ignore_index`, class weights or label smoothing.
+    A one-example loss whose label is ignored is NaN under "mean" (nothing counts), as in
+    PyTorch: use `reduction="sum"` in a per-example loss, which gives 0.
 
     Args:
-      logits: shape (C,) for one example or (..., C), floating point.
-      labels: integer class indices of shape `logits.shape[:-1]` (NaN loss outside [0, C)).
-      reduction: "mean" (default), "sum" or "none" (shape `logits.shape[:-1]`).
+      logits: shape (C,) for one example, (N, C), or more axes with `axis` naming the class
+        axis (PyTorch's (N, C, d1, ...) is `axis=1`), floating point.
+      labels: integer class indices shaped like `logits` without its class axis (NaN loss
+        outside [0, C) unless equal to `ignore_index`), or float class probabilities shaped
+        like `logits` (cast to its dtype).
+      weight: optional rescaling of each class, shape (C,).
+      ignore_index: a label value that is skipped (class indices only).
+      reduction: "mean" (default), "sum" or "none" (the logits' shape without the class axis).
+      label_smoothing: eps in [0, 1], a Python number.
+      axis: the class axis; None is the last one and needs at most 2 axes.
 
     Returns:
-      The reduced loss (0-d), or the per-example loss for `reduction="none"`.
+      The reduced loss (0-d), or the per-position loss for `reduction="none"`.
 
     Raises:
-      ValueError: unknown `reduction`, 0-d `logits`, or labels of the wrong shape.
-      TypeError: non-float `logits`, or non-integer `labels`.
+      ValueError: unknown `reduction`, 0-d `logits`, more than 2 axes without `axis`, labels
+        or weight of the wrong shape, `label_smoothing` outside [0, 1].
+      TypeError: non-float `logits`, bool or complex `labels`, float labels in `nll_loss`.
 
     Examples:
       >>> import jax.numpy as jnp
       >>> print(f"{float(cross_entropy(jnp.array([1.0, -2.0]), 1)):.4f}")
       3.0486
+      >>> z = jnp.zeros((2, 3, 4))  # PyTorch's (N, C, d1): 3 classes on axis 1
+      >>> print(cross_entropy(z, jnp.zeros((2, 4), jnp.int32), axis=1, reduction="none").shape)
+      (2, 4)
+      >>> print(f"{float(cross_entropy(jnp.array([2.0, 0.0]), jnp.array([0.75, 0.25]))):.4f}")
+      0.6269
     """
     _check_reduction(reduction)
+    eps = _check_smoothing(label_smoothing)
     z = _floats(logits, "logits")
-    labels = _check_labels(z, labels, "logits")
-    return _reduce(_pick(jax.nn.log_softmax(z, axis=-1), labels), reduction)
+    ax = _class_axis(z, axis, "logits")
+    labels, probabilities = _labels(z, labels, ax, "logits", probabilities=True)
+    w = _class_weight(weight, z, ax)
+    ignore_index = _check_index(ignore_index)
+    q = jax.nn.log_softmax(_classes_last(z, ax), axis=-1)
+    C = q.shape[-1]
+    wq = q if w is None else jnp.broadcast_to(w, q.shape) * q
+    if probabilities:
+        t = _classes_last(labels, ax)
+        t = t if eps == 0 else t * (1 - eps) + eps / C
+        loss = -jnp.sum(t * wq, axis=-1)
+        return jnp.sum(loss) / loss.size if reduction == "mean" else _reduce(loss, reduction)
+    loss, total = _nll_terms(q, labels, w, ignore_index)
+    if eps == 0:
+        return _weighted_reduce(loss, total, reduction)
+    smooth = jnp.where(labels == ignore_index, 0, -jnp.sum(wq, axis=-1))
+    return (1 - eps) * _weighted_reduce(loss, total, reduction) + eps / C * _weighted_reduce(
+        smooth, total, reduction
+    )
 
 
 def mnist_loss(predictions: ArrayLike, targets: ArrayLike) -> jax.Array:

@@ -36,7 +36,7 @@ from jax import lax
 
 from jaxgd import _checks, _shuffle
 from jaxgd.loop import update_step
-from jaxgd.sweep import _check_factory, _check_keys
+from jaxgd.sweeps import _check_factory, _check_keys
 
 __all__ = ["LRFindResult", "lr_find", "suggest"]
 
@@ -260,20 +260,15 @@ def _range_test(params, settings: _Settings, lrs, debias, key, *, example_loss, 
 
 
 def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`{name}` must be a number, got {type(value).__name__} {value!r}.")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"`{name}` must be finite and > 0, got {value}.")
-    return float(value)
+    return _checks.check_real(value, name, minimum=0, strict=True)
 
 
 def _check_settings(*, min_lr, max_lr, smoothing, diverge_factor, optimizer, rule):
-    """The numeric and rule arguments; returns (min_lr, max_lr) as floats."""
+    """The numeric and rule arguments; returns (min_lr, max_lr, smoothing) as floats."""
     min_lr, max_lr = _check_positive(min_lr, "min_lr"), _check_positive(max_lr, "max_lr")
     if min_lr >= max_lr:
         raise ValueError(f"`min_lr` must be below `max_lr`, got {min_lr} and {max_lr}.")
-    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float, np.floating)):
-        raise TypeError(f"`smoothing` must be a number in [0, 1), got {smoothing!r}.")
+    smoothing = _checks.check_real(smoothing, "smoothing")
     if not 0 <= smoothing < 1:
         raise ValueError(f"`smoothing` must be in [0, 1) (fastai uses 0.98), got {smoothing}.")
     if _check_positive(diverge_factor, "diverge_factor") <= 1:
@@ -288,7 +283,7 @@ def _check_settings(*, min_lr, max_lr, smoothing, diverge_factor, optimizer, rul
         )
     if rule not in RULES:
         raise ValueError(f"`rule` must be one of {RULES}, got {rule!r}.")
-    return min_lr, max_lr
+    return min_lr, max_lr, smoothing
 
 
 def _result(lrs, outputs, *, num_steps: int, rule: str) -> LRFindResult:
@@ -379,7 +374,7 @@ def lr_find(
         )
     batch_size = n if batch_size is None else min(batch_size, n)
     num_steps = _checks.check_int(num_steps, "num_steps", minimum=1)
-    min_lr, max_lr = _check_settings(
+    min_lr, max_lr, smoothing = _check_settings(
         min_lr=min_lr, max_lr=max_lr, smoothing=smoothing, diverge_factor=diverge_factor,
         optimizer=optimizer, rule=rule,
     )  # fmt: skip

@@ -4,6 +4,9 @@ The check reads NumPy (and CPU jax) arrays in place with NumPy: no boolean array
 data, no XLA compile. The messages themselves are tested in tests/test_bad_input.py.
 """
 
+import functools
+import os
+
 import jax
 import jax.numpy as jnp
 import ml_dtypes
@@ -11,7 +14,8 @@ import numpy as np
 import pytest
 
 import jaxgd
-from jaxgd import _checks, _host, loop
+from jaxgd import _checks, _host
+from jaxgd.loop import setup
 
 FLOATS = [np.float16, np.float32, np.float64, ml_dtypes.bfloat16]
 
@@ -106,7 +110,7 @@ def _compiles(fn) -> int:
 
 
 def test_prepare_on_numpy_inputs_compiles_nothing_and_owns_its_params():
-    """`fit`'s checks and inputs (`loop._prepare`) dispatch no XLA program: a first `fit` compiles
+    """`fit`'s checks and inputs (`loop.setup.prepare`) dispatch no XLA program: a first `fit` compiles
     its run, not a dozen small eager ops. A NumPy params leaf is copied even when it is aligned,
     where `device_put` would read it in place: writing to it afterwards changes nothing."""
     X = np.random.default_rng(1).standard_normal((300, 4), dtype=np.float32)
@@ -119,15 +123,15 @@ def test_prepare_on_numpy_inputs_compiles_nothing_and_owns_its_params():
 
     def prepare():
         prepared.append(
-            loop._prepare(loss, params, (X, y), epochs=2, optimizer=0.1, batch_size=32, key=key)
+            setup.prepare(loss, params, (X, y), epochs=2, optimizer=0.1, batch_size=32, key=key)
         )
 
     assert _compiles(prepare) == 0
     state = prepared[0].state
     w[:] = 7.0
     np.testing.assert_array_equal(state.params["w"], np.ones(4, np.float32))
-    assert prepared[0].lr.dtype == state.params["b"].dtype == jnp.float32
-    python_float = loop._prepare(loss, {"w": w, "b": 0.0}, (X, y), epochs=1, optimizer=0.1)
+    assert prepared[0].inputs.lr.dtype == state.params["b"].dtype == jnp.float32
+    python_float = setup.prepare(loss, {"w": w, "b": 0.0}, (X, y), epochs=1, optimizer=0.1)
     assert python_float.state.params["b"].weak_type  # As `jnp.asarray(0.0)` makes it.
 
 
@@ -137,9 +141,99 @@ def test_float64_data_beyond_float32_range_are_refused_as_the_device_would_see_t
     X = np.ones((4, 2))
     X[1, 0], X[2, 1] = 1e39, -1e300
     y = np.zeros(4, np.float32)
-    traces = loop._traces
-    with pytest.raises(ValueError, match=r"`data` X holds 2 non-finite value\(s\) \(NaN or inf\)"):
-        jaxgd.fit(lambda p, x, y: jnp.sum(p * x) - y, jnp.zeros(2), (X, y), epochs=1, optimizer=0.1)
-    assert loop._traces == traces
+    params = jnp.zeros(2)
+
+    def call():
+        with pytest.raises(
+            ValueError, match=r"`data` X holds 2 non-finite value\(s\) \(NaN or inf\)"
+        ):
+            jaxgd.fit(lambda p, x, y: jnp.sum(p * x) - y, params, (X, y), epochs=1, optimizer=0.1)
+
+    assert _compiles(call) == 0
     with jax.enable_x64(True):  # In float64 they are finite numbers.
         assert _checks._all_finite(X)
+
+
+# ---------------------------------------------------------------- memmaps, integer ranges, history
+
+
+def _mapped(tmp_path, rows=10, offset=0):
+    path = tmp_path / "m.f32"
+    path.write_bytes(b"\0" * offset + np.arange(rows * 3, dtype=np.float32).tobytes())
+    return path, np.memmap(path, np.float32, mode="r", offset=offset, shape=(rows, 3))
+
+
+@pytest.mark.parametrize("offset", [0, 8, 4096 + 12])
+def test_mapped_file_bytes_needed_for_views_of_a_memmap(tmp_path, offset):
+    path, m = _mapped(tmp_path, offset=offset)
+    row = 12  # bytes
+    cases = [
+        (m, offset + 10 * row),
+        (m[2:5], offset + 5 * row),
+        (m[:, 0], offset + 9 * row + 4),  # strided: the last element read is row 9's first
+        (m.T, offset + 10 * row),
+        (np.asarray(m)[::3], offset + 9 * row + row),  # a plain ndarray whose base is the memmap
+    ]
+    for view, needed in cases:
+        assert _checks._mapped_file(view) == (str(path), needed)
+    assert _checks._mapped_file(np.ones(3)) is None
+    assert _checks._mapped_file(m[:0]) is None
+
+
+def test_a_truncated_memmap_is_refused_before_a_value_is_read(tmp_path):
+    """Reading past a mapped file's end is SIGBUS: the check reads sizes, never the values."""
+    path, m = _mapped(tmp_path)
+    y = np.zeros(10, np.float32)
+    _checks.check_data((m, y))  # the whole file is there
+    os.truncate(path, 5 * 12)
+    _checks.check_data((m[:5], y[:5]))  # the rows that remain
+    with pytest.raises(ValueError, match=r"reads 72 bytes of it, but the file holds 60"):
+        _checks.check_data((m[:6], y[:6]))
+    with pytest.raises(ValueError, match=r"`data` X is an np.memmap of .*reads 120 bytes"):
+        jaxgd.fit(lambda p, x, y: jnp.sum(p * x) - y, jnp.zeros(3), (m, y), epochs=1, optimizer=0.1)
+
+
+def test_integers_beyond_the_device_range_only_without_x64():
+    big = np.array([[1], [2**31]], np.int64)
+    with pytest.raises(ValueError, match=r"holds integers from 1 to 2147483648, outside int32's"):
+        _checks.check_data((big, np.zeros(2, np.float32)))
+    _checks.check_data((big - 1, np.zeros(2, np.float32)))  # 2**31 - 1 fits
+    with pytest.raises(ValueError, match=r"outside uint32's range \[0, 4294967295\]"):
+        _checks.check_data((np.array([2**32], np.uint64), np.zeros(1, np.float32)))
+    with jax.enable_x64(True):
+        _checks.check_data((big, np.zeros(2, np.float32)))
+
+
+def test_history_estimate_counts_updates_evaluations_and_members(monkeypatch):
+    monkeypatch.setattr(_checks, "_memory_bytes", lambda: 2 * 1000)  # refuse beyond 1000 bytes
+    ok = dict(epochs=10, start_epoch=0, n=10, batch_size=3, series=2, itemsize=4)
+    _checks.check_history(**ok, drop_last=True)  # 10 x (3 + 2) x 4 = 200 bytes
+    _checks.check_history(**ok, drop_last=False, members=4)  # 4 x 10 x (4 + 2) x 4 = 960
+    with pytest.raises(ValueError, match=r"\(5 run\(s\) x 10 epochs x \(4 loss\(es\) \+ 2"):
+        _checks.check_history(**ok, drop_last=False, members=5)  # 1200 bytes
+    with pytest.raises(ValueError, match=r"`start_epoch` \+ `epochs` = 2147483648 is beyond"):
+        _checks.check_history(**dict(ok, start_epoch=2**31 - 10), drop_last=True)
+
+
+def test_signature_checks_accept_what_binds_and_skip_what_has_none():
+    _checks.check_callable(lambda *a: 0, "f", args=("params", "x", "y"))
+    _checks.check_callable(functools.partial(lambda p, x, y, z: 0, z=1), "f", args=("p", "x", "y"))
+    _checks.check_callable(np.add, "f", args=("params", "x", "y"))  # a ufunc: no signature
+    with pytest.raises(TypeError, match=r"but its signature is \(p, x, y, z\) \(missing a "):
+        _checks.check_callable(lambda p, x, y, z: 0, "f", args=("params", "x", "y"))
+
+
+def test_errors_in_the_users_function_keep_their_kind_and_cause():
+    params, X, y = jnp.zeros(2), np.ones((3, 2), np.float32), np.ones(3, np.float32)
+
+    def raises(err):
+        def fn(p, x, y):
+            raise err
+
+        return fn
+
+    for err, kind in [(ValueError("v"), ValueError), (KeyError("k"), TypeError),
+                      (ZeroDivisionError("z"), TypeError)]:  # fmt: skip
+        with pytest.raises(kind, match=type(err).__name__) as info:
+            _checks.check_example_fn(raises(err), params, X, y, "example_loss")
+        assert info.value.__cause__ is err

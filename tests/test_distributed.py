@@ -40,7 +40,8 @@ PROBLEM = """
 import json, re
 import jax, jax.numpy as jnp, numpy as np, optax
 import jaxgd
-from jaxgd import loop
+from jaxgd.loop import setup
+from jaxgd.loop.run import run_epochs
 
 def logistic_loss(p, x, y):
     z = x @ p["w"] + p["b"]
@@ -97,11 +98,10 @@ for bs, opt in ((12, optax.sgd(0.3, momentum=0.9)), (None, 0.5)):
 
 # What each device computes: the compiled program's shapes are per device.
 def compiled(mesh, bs):
-    prep = loop._prepare(logistic_loss, p0, (X, y), epochs=1, optimizer=0.5, batch_size=bs,
+    prep = setup.prepare(logistic_loss, p0, (X, y), epochs=1, optimizer=0.5, batch_size=bs,
                          key=jax.random.key(1), mesh=mesh)
-    args = (prep.state, prep.data, prep.val_data, prep.lr, prep.key, prep.orders,
-            jnp.int32(0), jnp.int32(1))
-    return loop._run.lower(*args, epochs=1, **prep.static).compile().as_text()
+    spec = prep.spec._replace(epochs=1)
+    return run_epochs.lower(prep.state, prep.inputs, spec=spec).compile().as_text()
 
 for name, mesh in (("none", None), ("make_mesh", meshes["make_mesh"]), ("Mesh", meshes["Mesh"])):
     hlo = compiled(mesh, 16)

@@ -96,11 +96,25 @@ def test_schedules_counts_updates_per_epoch(tmp_path_factory):
 
 
 def test_digits_baseline_and_models(tmp_path_factory):
-    r = _quick("digits", tmp_path_factory)[0]
-    assert round(r["baseline_accuracy"], 4) == 0.9863  # 72 of the 73 held-out images
+    r = _quick("digits", tmp_path_factory)[0]  # real MNIST by default
+    assert round(r["baseline_accuracy"], 4) == 0.92  # 184 of the 200 held-out images
+    assert r["summary"]["train / test images"] == "800 / 200"
     assert [row["model"] for row in r["table"]] == [
         "pixel-mean baseline", "linear + mnist_loss", "simple_net + mnist_loss",
     ]  # fmt: skip
+
+
+def test_digits_on_the_8x8_digits_and_bad_names():
+    from jaxgd.experiments import digits
+
+    r = digits.run(quick=True, dataset="digits8x8", init="normal")
+    assert round(r["baseline_accuracy"], 4) == 0.9863  # 72 of the 73 held-out images
+    with pytest.raises(
+        ValueError, match=r"`dataset` must be one of \['digits8x8', 'mnist'\]; got 'mnist_full'"
+    ):
+        digits.run(quick=True, dataset="mnist_full")
+    with pytest.raises(ValueError, match="`init` must be one of .*; got 'zeros'"):
+        digits.run(quick=True, init="zeros")
 
 
 def test_logistic_reads_the_lecture_file(shared_data, tmp_path):

@@ -1,5 +1,6 @@
 """The descent loop against NumPy references and its transformation invariants."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +8,7 @@ import optax
 import pytest
 
 import jaxgd
-from jaxgd import _host, _shuffle, loop
+from jaxgd import _host, _shuffle
 
 
 def logistic_loss(p, x, y):
@@ -141,52 +142,52 @@ def test_resume_equals_one_long_run():
     second = jaxgd.fit(logistic_loss, first.params, (X, y), epochs=5, opt_state=first.opt_state,
                        start_epoch=5, **common)  # fmt: skip
     np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), long.losses)
-    np.testing.assert_array_equal(second.params["w"], long.params["w"])
+    chex.assert_trees_all_equal((second.params, second.opt_state), (long.params, long.opt_state))
 
 
-def test_no_recompile_for_new_values():
+def test_no_recompile_for_new_values(traces):
     X, y = make_data()
     run = lambda **kw: jaxgd.fit(logistic_loss, zeros(), kw.pop("data", (X, y)), epochs=2,
                                  batch_size=4, **kw)  # fmt: skip
     run(optimizer=0.1, key=jax.random.key(0))
-    before = loop._traces
+    before = traces("run_epochs")
     run(optimizer=0.7, key=jax.random.key(1))
     run(optimizer=3, key=jax.random.key(2))  # an int learning rate too
     run(optimizer=0.2, key=jax.random.key(1), data=(X * 2, 1 - y))
     run(optimizer=np.float32(0.2), key=jax.random.key(5))
-    assert loop._traces == before
+    assert traces("run_epochs") == before
     orders = np.stack([np.random.default_rng(e).permutation(13) for e in range(2)])
     run(optimizer=0.1, orders=orders)
-    after_orders = loop._traces
+    after_orders = traces("run_epochs")
     run(optimizer=0.3, orders=orders[::-1])
-    assert loop._traces == after_orders
+    assert traces("run_epochs") == after_orders
     tx = optax.adam(0.01)
     run(optimizer=tx, key=jax.random.key(0))
-    with_tx = loop._traces
+    with_tx = traces("run_epochs")
     run(optimizer=tx, key=jax.random.key(1))  # the same optax object: no recompile
-    assert loop._traces == with_tx
+    assert traces("run_epochs") == with_tx
     run(optimizer=optax.adam(0.01), key=jax.random.key(1))  # a new object: documented recompile
-    assert loop._traces == with_tx + 1
+    assert traces("run_epochs") == with_tx + 1
 
 
-def test_numpy_data_compile_once_before_their_copy(monkeypatch):
+def test_numpy_data_compile_once_before_their_copy(monkeypatch, traces):
     """On NumPy data `fit` compiles its program before it copies the data for the device, gives
     the compiler's freed memory back once, and the run then finds that program: one XLA compile
     of `_run`, however it is reached."""
     compiles, trims = [], []
 
     def listen(name, secs, fun_name="", **kw):
-        if name.endswith("backend_compile_duration") and fun_name == "jit(_run)":
+        if name.endswith("backend_compile_duration") and fun_name == "jit(run_epochs)":
             compiles.append(name)
 
     jax.monitoring.register_event_duration_secs_listener(listen)
     try:
-        _compile_once_before_copy(compiles, trims, monkeypatch)
+        _compile_once_before_copy(compiles, trims, monkeypatch, traces)
     finally:
         jax.monitoring.unregister_event_duration_listener(listen)
 
 
-def _compile_once_before_copy(compiles, trims, monkeypatch):
+def _compile_once_before_copy(compiles, trims, monkeypatch, traces):
     release = _host.release_free_memory
     monkeypatch.setattr(_host, "release_free_memory", lambda: trims.append(1) or release())
     X, y = make_data()
@@ -195,11 +196,19 @@ def _compile_once_before_copy(compiles, trims, monkeypatch):
     run = lambda data, **kw: jaxgd.fit(logistic_loss, zeros(), data, epochs=3, batch_size=5,
                                        optimizer=0.1, key=jax.random.key(0), **kw)  # fmt: skip
     run((X[:7], y[:7]))  # Warm up what every fit compiles (keys, constants); its trim is counted.
-    traces, n_compiles, n_trims = loop._traces, len(compiles), len(trims)
+    before, n_compiles, n_trims = traces("run_epochs"), len(compiles), len(trims)
     first = run((X, y), epochs_per_call=2)
-    assert (loop._traces - traces, len(compiles) - n_compiles, len(trims) - n_trims) == (1, 1, 1)
+    assert (traces("run_epochs") - before, len(compiles) - n_compiles, len(trims) - n_trims) == (
+        1,
+        1,
+        1,
+    )
     again = run((X, y), epochs_per_call=2)  # Cached: nothing compiles, nothing to give back.
-    assert (loop._traces - traces, len(compiles) - n_compiles, len(trims) - n_trims) == (1, 1, 1)
+    assert (traces("run_epochs") - before, len(compiles) - n_compiles, len(trims) - n_trims) == (
+        1,
+        1,
+        1,
+    )
     np.testing.assert_array_equal(again.params["w"], first.params["w"])
     on_device = run(jax.device_put((X.astype(np.float32), y)), epochs_per_call=2)
     assert len(trims) - n_trims == 1  # Data already on the device: no compile ahead.
@@ -209,17 +218,58 @@ def _compile_once_before_copy(compiles, trims, monkeypatch):
 def test_eager_train_epoch_equals_fit_and_jit():
     X, y = make_data()
     order = jnp.asarray(np.random.default_rng(0).permutation(13))
-    p, _, losses = jaxgd.train_epoch(logistic_loss, zeros(), (), (X, y), optimizer=0.2,
-                                     batch_size=4, order=order)  # fmt: skip
+    e = jaxgd.train_epoch(logistic_loss, zeros(), (), (X, y), optimizer=0.2, batch_size=4,
+                          order=order)  # fmt: skip
     jitted = jax.jit(jaxgd.train_epoch, static_argnames=("example_loss", "batch_size"))
-    pj, _, lj = jitted(logistic_loss, zeros(), (), (X, y), optimizer=0.2, batch_size=4,
-                       order=order)  # fmt: skip
+    ej = jitted(logistic_loss, zeros(), (), (X, y), optimizer=0.2, batch_size=4, order=order)
     r = jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=1, optimizer=0.2, batch_size=4,
                   orders=order[None])  # fmt: skip
-    np.testing.assert_allclose(losses, r.losses[0], rtol=1e-6)
-    np.testing.assert_allclose(lj, r.losses[0], rtol=1e-6)
-    np.testing.assert_allclose(p["w"], r.params["w"], rtol=1e-6)
-    np.testing.assert_allclose(pj["w"], r.params["w"], rtol=1e-6)
+    np.testing.assert_allclose(e.losses, r.losses[0], rtol=1e-6)
+    np.testing.assert_array_equal(ej.losses, r.losses[0])  # Compiled, it is fit's epoch.
+    np.testing.assert_allclose(e.params["w"], r.params["w"], rtol=1e-6)
+    np.testing.assert_array_equal(ej.params["w"], r.params["w"])
+    assert bool(ej.finite) and int(ej.diverged_update) == -1
+
+
+def test_careful_epoch_stops_before_the_first_non_finite_update():
+    X = jnp.array([1.0, 1.0, 1e20, 1.0])
+    sq = lambda w, x, y: (w * x - y) ** 2  # (1e20 w)^2 overflows float32 at the third update
+    fast = jaxgd.train_epoch(sq, 0.5, (), (X, jnp.ones(4)), optimizer=0.1, batch_size=1)
+    careful = jaxgd.train_epoch(sq, 0.5, (), (X, jnp.ones(4)), optimizer=0.1, batch_size=1,
+                                careful=True)  # fmt: skip
+    assert not bool(fast.finite) and not bool(careful.finite)
+    assert int(careful.diverged_update) == 2
+    w1 = 0.5 - 0.1 * 2 * (0.5 - 1)  # two finite updates of plain GD on (w - 1)^2
+    w2 = w1 - 0.1 * 2 * (w1 - 1)
+    np.testing.assert_allclose(float(careful.params), w2, rtol=1e-6)
+    assert np.isinf(careful.losses[2]) and np.isnan(careful.losses[3])  # its own loss is kept
+
+
+def test_fit_sweep_and_stream_run_the_public_update_step_and_train_epoch(monkeypatch):
+    """One implementation: the run's epochs are `jaxgd.train_epoch`, whose updates are
+    `jaxgd.update_step` (counted while new programs trace)."""
+    from jaxgd.loop import epoch, run
+
+    assert run.train_epoch is jaxgd.train_epoch and epoch.update_step is jaxgd.update_step
+    calls = {"train_epoch": 0, "update_step": 0}
+
+    def spy(name, fn):
+        return lambda *a, **k: calls.__setitem__(name, calls[name] + 1) or fn(*a, **k)
+
+    monkeypatch.setattr(run, "train_epoch", spy("train_epoch", jaxgd.train_epoch))
+    monkeypatch.setattr(epoch, "update_step", spy("update_step", jaxgd.update_step))
+    X, y = make_data()
+    for call in (
+        lambda loss: jaxgd.fit(loss, zeros(), (X, y), epochs=2, optimizer=0.1, batch_size=5),
+        lambda loss: jaxgd.sweep(loss, zeros(), (X, y), epochs=2, batch_size=5,
+                                 learning_rates=jnp.array([0.1, 0.2])),
+        lambda loss: jaxgd.fit(loss, zeros(), (np.asarray(X), np.asarray(y)), epochs=2,
+                               optimizer=0.1, batch_size=5, stream=True),
+    ):  # fmt: skip
+        before = dict(calls)
+        call(lambda p, x, y: logistic_loss(p, x, y))  # A new function: new programs trace.
+        assert calls["train_epoch"] > before["train_epoch"]
+        assert calls["update_step"] > before["update_step"]
 
 
 def test_mean_of_per_example_gradients_is_batch_gradient():
@@ -361,47 +411,6 @@ def test_zero_epochs_returns_the_initial_params():
     np.testing.assert_array_equal(r.params["w"], np.zeros(3))
 
 
-BAD = [
-    (dict(data=(np.ones((5, 2)), np.ones(4))), ValueError, r"same number of examples.*5.*4"),
-    (dict(data=(np.ones((0, 2)), np.ones(0))), ValueError, "no examples"),
-    (dict(data=np.ones((5, 2))), TypeError, r"pair `\(X, y\)`"),
-    (dict(data=(np.full((5, 2), np.nan), np.ones(5))), ValueError, "non-finite"),
-    (dict(data=(np.ones((5, 2), np.complex64), np.ones(5))), TypeError, "complex"),
-    (dict(batch_size=0), ValueError, "`batch_size` must be an integer >= 1, got 0"),
-    (dict(batch_size=2.0), TypeError, "`batch_size` must be an integer"),
-    (dict(batch_size=9, drop_last=True), ValueError, "leaves no batch"),
-    (dict(epochs=-1), ValueError, "`epochs` must be an integer >= 0, got -1"),
-    (dict(epochs=2.5), TypeError, "`epochs`"),
-    (dict(optimizer=-0.1), ValueError, "finite and >= 0, got -0.1"),
-    (dict(optimizer=float("nan")), ValueError, "finite"),
-    (dict(optimizer="adam"), TypeError, "GradientTransformation"),
-    (dict(key=0), TypeError, r"jax.random.key\(0\)"),
-    (dict(key=jax.random.key(0), orders=np.zeros((2, 5), int)), ValueError, "not both"),
-    (dict(orders=np.zeros((2, 5), int)), ValueError, r"`orders`\[0\] is not a permutation"),
-    (dict(orders=np.zeros((3, 5), int)), ValueError, r"shape \(epochs, n\) = \(2, 5\)"),
-    (dict(orders=np.zeros((2, 5))), TypeError, "integer array"),
-    (dict(params={"w": jnp.zeros(2, jnp.int32), "b": jnp.zeros(())}), TypeError, "dtype int32"),
-    (dict(params={"w": jnp.full(2, jnp.inf), "b": jnp.zeros(())}), ValueError, "NaN or inf"),
-    (dict(params={}), ValueError, "holds no arrays"),
-    (dict(example_loss=lambda p, x, y: x * p["w"]), ValueError, "scalar loss for ONE example"),
-    (dict(example_loss="bce"), TypeError, "`example_loss` must be a function"),
-    (dict(on_divergence="ignore"), ValueError, "on_divergence"),
-    (dict(early_stopping=jaxgd.EarlyStopping()), ValueError, "needs `val_data`"),
-]
-
-
-@pytest.mark.parametrize("overrides, error, match", BAD)
-def test_bad_input_is_refused_before_compiling(overrides, error, match):
-    args = dict(example_loss=logistic_loss, params=zeros(2),
-                data=(np.ones((5, 2), np.float32), np.ones(5, np.float32)),
-                epochs=2, optimizer=0.1, batch_size=None)  # fmt: skip
-    args.update(overrides)
-    before = loop._traces
-    with pytest.raises(error, match=match):
-        jaxgd.fit(args.pop("example_loss"), args.pop("params"), args.pop("data"), **args)
-    assert loop._traces == before
-
-
 # ---------------------------------------------------------------------------------------------
 # The fast paths of issue 5: the sort-free shuffle, the epoch-level divergence check, NumPy input.
 
@@ -498,3 +507,23 @@ def test_divergence_in_the_ragged_last_batch(optimizer):
     assert (int(r.diverged_epoch), int(r.diverged_update)) == divmod(flat, 3)
     np.testing.assert_allclose(r.params, w, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(r.losses).ravel()[:flat], losses[:flat], rtol=1e-5)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_an_error_in_the_callback_keeps_the_epochs_trained_so_far(stream, error):
+    X, y = make_data()
+    data = (np.asarray(X), np.asarray(y))
+
+    def callback(done, result):
+        if done == 4:
+            raise error("stop here")
+
+    with pytest.raises(error) as excinfo:
+        jaxgd.fit(logistic_loss, zeros(), data, epochs=6, optimizer=0.1, batch_size=4,
+                  callback=callback, epochs_per_call=2, stream=stream)  # fmt: skip
+    kept = excinfo.value.fit_result
+    four = jaxgd.fit(logistic_loss, zeros(), data, epochs=4, optimizer=0.1, batch_size=4)
+    assert kept.losses.shape == (4, 4) and int(kept.epochs_run) == 4
+    np.testing.assert_allclose(kept.losses, four.losses, rtol=1e-6)
+    np.testing.assert_allclose(kept.params["w"], four.params["w"], rtol=1e-6)

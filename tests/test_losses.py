@@ -45,14 +45,22 @@ PROPERTY = settings(max_examples=200, deadline=None)
 CLASSIFICATION = ("cross_entropy", "nll_loss")
 
 
-def _torch_ce(z, labels, reduction):
-    z = z.movedim(-1, 1) if z.ndim > 2 else z  # torch's class axis is 1, jaxgd's is last
-    return F.cross_entropy(z, labels.long(), reduction=reduction)
+def _torch_layout(z, axis):
+    """`z` with jaxgd's class axis `axis` moved to torch's (0 for one example, else 1)."""
+    axis = z.ndim - 1 if axis is None else axis % z.ndim
+    return z.movedim(axis, 0 if z.ndim == 1 else 1)
 
 
-def _torch_nll(lp, labels, reduction):
-    lp = lp.movedim(-1, 1) if lp.ndim > 2 else lp
-    return F.nll_loss(lp, labels.long(), reduction=reduction)
+def _torch_ce(z, labels, reduction, axis=None, **options):
+    if labels.is_floating_point():  # class probabilities: laid out like the logits
+        labels = _torch_layout(labels, axis)
+    else:
+        labels = labels.long()
+    return F.cross_entropy(_torch_layout(z, axis), labels, reduction=reduction, **options)
+
+
+def _torch_nll(lp, labels, reduction, axis=None, **options):
+    return F.nll_loss(_torch_layout(lp, axis), labels.long(), reduction=reduction, **options)
 
 
 TORCH = {
@@ -67,9 +75,11 @@ TORCH = {
 
 
 @functools.cache
-def _jax_runner(name, reductions, diff):
-    """jit(args, weights, cotangents) -> [(loss, VJP w.r.t. args[diff])] for each reduction."""
-    fn = getattr(losses, name)
+def _jax_runner(name, reductions, diff, options=()):
+    """jit(args, weights, cotangents) -> [(loss, VJP w.r.t. args[diff])] for each reduction.
+
+    `options` are (keyword, value) pairs that are not arrays (axis, ignore_index, ...)."""
+    fn = functools.partial(getattr(losses, name), **dict(options))
 
     def run(args, weights, cots):
         results = []
@@ -88,29 +98,38 @@ def _jax_runner(name, reductions, diff):
     return jax.jit(run)
 
 
-def check_against_torch(name, args, *, diff, dtype, ref_dtype=None, grad_masks=None, **weights):
+def check_against_torch(
+    name, args, *, diff, dtype, ref_dtype=None, grad_masks=None, options=None, **weights
+):
     """Compare loss and VJPs w.r.t. `args[i]`, i in `diff`, with torch for every reduction.
 
     torch runs in `ref_dtype` (default `dtype`) on the same `dtype`-rounded inputs;
-    `grad_masks[i]` selects the entries of the i-th gradient to compare.
+    `grad_masks[i]` selects the entries of the i-th gradient to compare; `options` are keyword
+    arguments other than arrays, given to both (`axis` is jaxgd's class axis).
     """
+    options = dict(options or {})
     dtype = np.dtype(dtype).type
     ref_dtype = np.dtype(ref_dtype or dtype).type
     args = [a if np.issubdtype(a.dtype, np.integer) else a.astype(dtype) for a in args]
     weights = {k: v.astype(dtype) for k, v in weights.items() if v is not None}
     reductions = ("mean", "sum") if name == "rmse" else REDUCTIONS
-    none_shape = args[0].shape[:-1] if name in CLASSIFICATION else args[0].shape
+    none_shape = args[0].shape
+    if name in CLASSIFICATION:
+        axis = options.get("axis", -1) % args[0].ndim
+        none_shape = none_shape[:axis] + none_shape[axis + 1 :]
     rng = np.random.default_rng(0)
     cots = [
         rng.standard_normal(() if r != "none" else none_shape).astype(dtype) for r in reductions
     ]
     with jax.enable_x64(dtype is np.float64):
-        results = _jax_runner(name, reductions, tuple(diff))(args, weights, cots)
+        runner = _jax_runner(name, reductions, tuple(diff), tuple(sorted(options.items())))
+        results = runner(args, weights, cots)
         results = jax.tree.map(np.asarray, results)
     ref = lambda a: torch.tensor(a if np.issubdtype(a.dtype, np.integer) else a.astype(ref_dtype))
     for reduction, cot, (value, grads) in zip(reductions, cots, results, strict=True):
         targs = [ref(a).requires_grad_(i in diff) for i, a in enumerate(args)]
-        tout = TORCH[name](*targs, **{k: ref(v) for k, v in weights.items()}, reduction=reduction)
+        tweights = {k: ref(v) for k, v in weights.items()}
+        tout = TORCH[name](*targs, **tweights, **options, reduction=reduction)
         tgrads = torch.autograd.grad((tout * ref(cot)).sum(), [targs[i] for i in diff])
         tol = TOL[dtype] if reduction == "none" else TOL_REDUCED[dtype]
         msg = f"{name}, reduction={reduction!r}"
@@ -229,6 +248,99 @@ def test_classification_losses_extremes_against_torch(dtype, name):
     check_against_torch(name, [z, labels], diff=(0,), dtype=dtype)
 
 
+def _options_cases():
+    """(name, args, diff, weights, options) for PyTorch's class weights, ignore_index, label
+    smoothing, probability targets and (N, C, d1, ...) layout, alone and together."""
+    rng = np.random.default_rng(11)
+    z, z4 = rng.normal(0, 3, (8, 4)), rng.normal(0, 3, (3, 4, 4, 2))  # (N, C) and (N, C, d1, d2)
+    y = np.array([0, 1, 2, 3, -100, 1, -100, 2], np.int32)  # -100: PyTorch's ignored label
+    y4 = rng.integers(0, 4, (3, 4, 2)).astype(np.int32)
+    y4[0, 1, 0] = y4[2, 3, 1] = -100
+    w = np.array([0.5, 2.0, 1.0, 3.0])
+    p = rng.dirichlet(np.ones(4), 8)  # class probabilities, one row per example
+    p4 = np.moveaxis(rng.dirichlet(np.ones(4), (3, 4, 2)), -1, 1)  # (N, C, d1, d2)
+    square = rng.normal(0, 3, (5, 4, 4))  # d1 == C: only `axis` says which axis holds classes
+    y_sq = rng.integers(0, 4, (5, 4)).astype(np.int32)
+    lp = _log_softmax(z)
+    return [
+        ("cross_entropy", [z, y], (0,), {"weight": w}, {}),
+        ("cross_entropy", [z, np.where(y < 0, 2, y)], (0,), {}, {"ignore_index": 2}),
+        ("cross_entropy", [z, y], (0,), {}, {"label_smoothing": 0.1}),
+        ("cross_entropy", [z, y], (0,), {"weight": w}, {"label_smoothing": 0.25}),
+        ("cross_entropy", [z, p], (0, 1), {}, {}),
+        ("cross_entropy", [z, p], (0, 1), {"weight": w}, {"label_smoothing": 0.2}),
+        ("cross_entropy", [z4, y4], (0,), {"weight": w}, {"axis": 1, "label_smoothing": 0.1}),
+        ("cross_entropy", [z4, p4], (0, 1), {"weight": w}, {"axis": 1}),
+        ("cross_entropy", [np.moveaxis(z4, 1, -1), y4], (0,), {"weight": w}, {"axis": -1}),
+        ("cross_entropy", [square, y_sq], (0,), {}, {"axis": 1}),
+        ("cross_entropy", [square, y_sq[:, :4]], (0,), {}, {"axis": 2}),
+        ("cross_entropy", [z[0], np.int32(3)], (0,), {"weight": w}, {"label_smoothing": 0.1}),
+        ("cross_entropy", [z[0], p[0]], (0, 1), {"weight": w}, {}),
+        ("nll_loss", [lp, y], (0,), {"weight": w}, {}),
+        ("nll_loss", [lp, np.where(y < 0, 0, y)], (0,), {"weight": w}, {"ignore_index": 0}),
+        ("nll_loss", [_log_softmax(np.moveaxis(z4, 1, -1)).transpose(0, 3, 1, 2), y4], (0,),
+         {"weight": w}, {"axis": 1}),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", range(len(_options_cases())))
+def test_torch_loss_options_against_torch(dtype, case):
+    """Values and VJPs (logits, and probability targets) for every reduction, as torch gives."""
+    name, args, diff, weights, options = _options_cases()[case]
+    args = [np.asarray(a) for a in args]
+    check_against_torch(name, args, diff=diff, dtype=dtype, options=options, **weights)
+
+
+def test_nothing_counted_is_nan_with_torchs_gradients():
+    """All labels ignored: NaN mean, zero gradient; all weights zero: NaN mean and gradient."""
+    z = np.random.default_rng(12).normal(size=(3, 4)).astype(np.float32)
+    cases = [(np.full(3, -100, np.int32), None), (np.ones(3, np.int32), np.array([1.0, 0, 1, 1]))]
+    for labels, weight in cases:
+        w = None if weight is None else weight.astype(np.float32)
+        for smoothing in (0.0, 0.1):
+            loss = lambda z, s=smoothing, w=w, labels=labels: losses.cross_entropy(
+                z, labels, weight=w, label_smoothing=s
+            )
+            value, grad = jax.value_and_grad(loss)(jnp.asarray(z))
+            tz = torch.tensor(z, requires_grad=True)
+            tw = None if w is None else torch.tensor(w)
+            tout = F.cross_entropy(tz, torch.tensor(labels).long(), weight=tw,
+                                   label_smoothing=smoothing)  # fmt: skip
+            tout.backward()
+            assert np.isnan(value) and torch.isnan(tout)
+            np.testing.assert_array_equal(np.isnan(grad), tz.grad.isnan().numpy())
+            np.testing.assert_array_equal(np.nan_to_num(grad), tz.grad.nan_to_num().numpy())
+    summed = losses.nll_loss(jnp.zeros((1, 3)), jnp.array([-100]), reduction="sum")
+    assert float(summed) == 0.0  # a one-example loss with an ignored label: 0 under "sum"
+
+
+def test_class_axis_is_never_guessed_beyond_two_axes():
+    """(N, C, d1) with d1 == C was computed on the last axis without a word: now `axis` says."""
+    z = jnp.asarray(np.random.default_rng(13).normal(size=(2, 3, 3)), jnp.float32)
+    labels = jnp.array([[0, 1, 2], [2, 2, 0]])
+    with pytest.raises(ValueError, match=r"with 3 axes, say which one holds the classes: `axis=1` "
+                       r"for PyTorch's layout \(N, C, d1, ...\), or `axis=-1`"):  # fmt: skip
+        losses.cross_entropy(z, labels)
+    torch_layout = losses.cross_entropy(z, labels, axis=1)
+    classes_last = losses.cross_entropy(jnp.moveaxis(z, 1, -1), labels, axis=-1)
+    np.testing.assert_allclose(torch_layout, classes_last, rtol=1e-6)
+    expected = F.cross_entropy(torch.tensor(np.asarray(z)), torch.tensor(np.asarray(labels)).long())
+    np.testing.assert_allclose(torch_layout, expected.numpy(), rtol=1e-6)
+    assert not np.allclose(losses.cross_entropy(z, labels, axis=-1), torch_layout)
+
+
+def test_probability_targets_are_not_the_argmax_loss():
+    """The old error suggested `labels.argmax(-1)`: a different loss for soft targets."""
+    z = jnp.array([[2.0, 0.0, -1.0]])
+    soft = jnp.array([[0.6, 0.3, 0.1]])
+    by_probs = losses.cross_entropy(z, soft)
+    by_argmax = losses.cross_entropy(z, soft.argmax(-1))
+    q = jax.nn.log_softmax(z)
+    np.testing.assert_allclose(by_probs, -(soft * q).sum(), rtol=1e-6)
+    assert abs(float(by_probs) - float(by_argmax)) > 0.1
+
+
 def test_second_derivative_against_torch():
     # rtol 1e-5: both sides form s'(x) as s(1 - s), which cancels at x = 25 (s(-25) = 1.4e-11).
     x = np.array([-30.0, -2.0, 0.0, 0.5, 3.0, 25.0])
@@ -251,7 +363,7 @@ def test_second_derivative_against_torch():
 # that each compiles once and drawing stays cheap.
 
 SHAPES = st.sampled_from([(), (5,), (4, 3)])
-LOGIT_SHAPES = st.sampled_from([(5,), (4, 3), (2, 2, 3)])  # classes on the last axis
+LOGIT_SHAPES = st.sampled_from([(5,), (4, 3), (2, 2, 3)])  # classes on the last axis (axis=-1)
 
 
 def _arrays(shape, lo, hi, extremes):
@@ -299,7 +411,7 @@ def test_property_classification(name, data, shape):
     lo, hi = (-1e4, 1e4) if name == "cross_entropy" else (-1e4, 0.0)
     z = data.draw(_arrays(shape, lo, hi, [lo, hi, 0.0]))
     labels = data.draw(hnp.arrays(np.int32, shape[:-1], elements=st.integers(0, shape[-1] - 1)))
-    _check_float32(name, [z, labels], diff=(0,))
+    _check_float32(name, [z, labels], diff=(0,), options={"axis": -1} if len(shape) > 2 else None)
 
 
 # ---------------------------------------------------------------- transformations
@@ -478,11 +590,19 @@ BAD_INPUT = [
     (lambda: losses.mnist_loss(A, A.astype(np.complex64)), TypeError, r"`targets` must be real"),
     (lambda: losses.binary_cross_entropy(A, A, weight=np.ones(3)), ValueError, r"`weight` has shape \(3,\), which does not broadcast to .* \(4,\)"),
     (lambda: losses.binary_cross_entropy_with_logits(A, A, pos_weight=np.ones((4, 1))), ValueError, r"`pos_weight` has shape \(4, 1\).*without enlarging"),
-    (lambda: losses.cross_entropy(B, np.zeros(4, np.float32)), TypeError, r"`labels` must be integer class indices; got dtype float32.*argmax"),
+    (lambda: losses.cross_entropy(B, np.zeros(4, np.float32)), ValueError, r"`labels` of dtype float32 are class probabilities and must have the shape of `logits` \(4, 1\); got \(4,\). Fix: for class indices stored as floats pass `labels.astype\(jnp.int32\)` \(shape \(4,\)\)"),
+    (lambda: losses.cross_entropy(np.zeros((4, 3), np.float32), np.zeros((3, 4), np.float32)), ValueError, r"got \(3, 4\). Fix: give one probability per class, shape \(4, 3\)"),
+    (lambda: losses.nll_loss(B, np.zeros(4, np.float32)), TypeError, r"`labels` must be integer class indices; got dtype float32.*for class probabilities use `cross_entropy\(logits, probabilities\)`"),
+    (lambda: losses.cross_entropy(np.zeros((4, 3), np.float32), np.zeros(4, np.int32), weight=np.ones(4)), ValueError, r"`weight` must have shape \(C,\) = \(3,\), one weight per class; got \(4,\)"),
+    (lambda: losses.cross_entropy(np.zeros((4, 3), np.float32), np.zeros(4, np.int32), label_smoothing=1.5), ValueError, r"`label_smoothing` must be in \[0, 1\], got 1.5"),
+    (lambda: losses.cross_entropy(np.zeros((4, 3), np.float32), np.zeros(4, np.int32), label_smoothing=jnp.float32(0.1)), TypeError, r"`label_smoothing` must be a number in \[0, 1\]"),
+    (lambda: losses.nll_loss(np.zeros((4, 3), np.float32), np.zeros(4, np.int32), ignore_index=None), TypeError, r"`ignore_index` must be an int \(PyTorch's default is -100\), got None"),
+    (lambda: losses.cross_entropy(np.zeros((2, 3, 5), np.float32), np.zeros((2, 5), np.int32), axis=3), ValueError, r"`axis`=3 is not an axis of `logits` \(shape \(2, 3, 5\)\); pass one in \[-3, 3\)"),
+    (lambda: losses.cross_entropy(np.zeros((2, 3, 5), np.float32), np.zeros((2, 3), np.int32), axis=1), ValueError, r"labels must have shape `logits`'s shape without its class axis 1: \(2, 5\)"),
     (lambda: losses.nll_loss(B, np.zeros(4, bool)), TypeError, r"`labels` must be integer class indices; got dtype bool"),
     (lambda: losses.cross_entropy(B, np.zeros((4, 1), np.int32)), ValueError, r"`labels` has shape \(4, 1\) but `logits` has shape \(4, 1\); labels must have shape .* \(4,\)"),
     (lambda: losses.nll_loss(np.zeros((2, 3), np.float32), np.zeros(3, np.int32)), ValueError, r"labels must have shape `log_probs.shape\[:-1\]` = \(2,\)"),
-    (lambda: losses.cross_entropy(np.float32(1.0), 0), ValueError, r"`logits` must have a class axis \(last\); got a 0-d array"),
+    (lambda: losses.cross_entropy(np.float32(1.0), 0), ValueError, r"`logits` must have a class axis; got a 0-d array"),
     (lambda: jax.jit(losses.mse_loss)(A, B), ValueError, r"`targets` has shape \(4, 1\) but `predictions` has shape \(4,\)"),
     (lambda: jax.vmap(losses.binary_cross_entropy)(A, B), ValueError, r"`targets` has shape \(1,\) but `probs` has shape \(\)"),
     (lambda: jax.jit(losses.l1_loss)(np.arange(4), A), TypeError, r"got dtype int32"),

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from jaxgd import models
 from jaxgd.models import (
     double_relu,
     linear,
@@ -440,8 +439,3 @@ def test_a_batch_given_to_a_one_example_model_suggests_vmap():
         ValueError, match=r"got shape \(8, 5\).*batch of 8 examples.*jax.vmap\(linear"
     ):
         linear(LIN, jnp.ones((8, 5)))
-
-
-def test_module_surface():
-    assert set(models.__all__) >= {"linear", "linear_init", "mlp", "mlp_init", "quad", "mk_quad"}
-    assert models.INITS == ("torch", "normal", "zeros")

@@ -1,5 +1,7 @@
 """The package surface: what `import jaxgd` gives and what it must not pull in."""
 
+import ast
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +23,41 @@ def test_public_surface():
     for name in jaxgd.__all__:
         assert hasattr(jaxgd, name), name
     assert (Path(jaxgd.__file__).parent / "py.typed").exists()
+
+
+def test_no_public_function_shadows_a_module_of_the_same_name():
+    """`jaxgd.sweep` is a function: its module must have another name, or the module is lost."""
+    for name in jaxgd.__all__:
+        if callable(getattr(jaxgd, name)) and not isinstance(getattr(jaxgd, name), type):
+            assert importlib.util.find_spec(f"jaxgd.{name}") is None, name
+
+
+def test_no_import_cycles_between_jaxgd_modules():
+    """The modules' imports (at any depth in a file) form no cycle."""
+    root = Path(jaxgd.__file__).parent
+    graph = {}
+    for path in root.rglob("*.py"):
+        module = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        graph[module] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("jaxgd"):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+                graph[module] |= {n for n in names} | {node.module}
+            elif isinstance(node, ast.Import):
+                graph[module] |= {a.name for a in node.names if a.name.startswith("jaxgd")}
+    graph = {m: {d for d in deps if d in graph and d != m and not m.startswith(d + ".")}
+             for m, deps in graph.items()}  # fmt: skip
+    state = {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for d in graph[m]:
+            assert state.get(d) != "open", f"import cycle: {' -> '.join(path + [m, d])}"
+            if d not in state:
+                visit(d, path + [m])
+        state[m] = "done"
+
+    for m in graph:
+        if m not in state:
+            visit(m, [])

@@ -38,12 +38,12 @@ def test_file_map_names_files_that_exist():
     paths = re.findall(r"^\| `([^`]+)`", section, flags=re.M)
     assert paths
     for cell in paths:
-        for path in re.findall(r"[\w/]+\.(?:py|md)|[\w]+/$", cell) or [cell]:
+        for path in re.findall(r"[\w/]+\.(?:py|md)|[\w/]+/$", cell) or [cell]:
             assert (ROOT / path).exists(), path
 
 
 def test_goals_table_is_the_one_in_benchmarks_md():
-    # The README copies the goals table of the committed BENCHMARKS.md, which `jaxgd bench`
+    # The README copies the goals table of the committed BENCHMARKS.md, which `python -m benchmarks`
     # writes: a figure in one but not the other was not produced by the harness's last run.
     def goal_rows(text):
         section = text.split("| case | goal | measured | spread | met |")[1].split("\n\n")[0]
@@ -52,3 +52,16 @@ def test_goals_table_is_the_one_in_benchmarks_md():
     rows = goal_rows(README)
     assert len(rows) >= 10
     assert rows == goal_rows((ROOT / "BENCHMARKS.md").read_text())
+
+
+def test_own_loop_snippet_runs_after_the_quick_start():
+    """The "Writing your own loop" block, run in the quick start's namespace, prints its comment."""
+    quick = blocks("python")[0]
+    own = next(block for block in blocks("python") if "jaxgd.train_epoch(" in block)
+    namespace, out = {}, io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(quick, "README quick start", "exec"), namespace)
+        start = len(out.getvalue())
+        exec(compile(own, "README own loop", "exec"), namespace)
+    printed = out.getvalue()[start:].strip()
+    assert printed == own.split("print(")[1].split("# ")[1].split(":")[0].strip()

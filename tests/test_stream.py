@@ -1,10 +1,11 @@
-"""Streamed runs (`fit(..., stream=True)`, `jaxgd.stream`) against the same runs in memory.
+"""Streamed runs (`fit(..., stream=True)`, `jaxgd.loop.stream`) against the same runs in memory.
 
 A streamed run must equal the in-memory run on the same orders: bit for bit where the updates
 see the same batches (mini-batches cut from chunks, params compared with `assert_array_equal`),
 within float rounding where sums are split over chunks (full batch, the training loss).
 """
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,8 @@ import optax
 import pytest
 
 import jaxgd
-from jaxgd import _shuffle, loop, stream
+from jaxgd import _shuffle
+from jaxgd.loop import stream
 
 
 def bce(p, x, y):
@@ -100,7 +102,7 @@ def test_optax_state_validation_metrics_and_early_stopping_as_in_memory():
     assert np.isnan(b.losses[-1]).all() and np.isnan(b.val_loss[-1])
     assert_same_history(a, b)
     np.testing.assert_array_equal(b.params["w"], a.params["w"])
-    jax.tree.map(np.testing.assert_array_equal, b.opt_state, a.opt_state)
+    chex.assert_trees_all_equal(b.opt_state, a.opt_state)
 
 
 def test_divergence_is_found_in_a_later_chunk_and_numbered_within_the_epoch():
@@ -139,8 +141,8 @@ def test_a_memmap_is_streamed_by_default(tmp_path, monkeypatch):
     X.tofile(path)
     Xm = np.memmap(path, np.float32, "r", shape=X.shape)
     calls = []
-    run = stream.run
-    monkeypatch.setattr(stream, "run", lambda *a, **k: calls.append(k["rows"]) or run(*a, **k))
+    check_chunk = stream.check_chunk
+    monkeypatch.setattr(stream, "check_chunk", lambda *a, **k: calls.append(check_chunk(*a, **k)) or calls[-1])
     options = dict(epochs=2, optimizer=0.1, batch_size=10, key=jax.random.key(0))
     b = jaxgd.fit(bce, P, (Xm, Y), **options)
     assert calls == [1000]  # The default chunk holds all 1000 examples (they are few).
@@ -151,10 +153,10 @@ def test_a_memmap_is_streamed_by_default(tmp_path, monkeypatch):
 
 
 def test_the_device_only_ever_sees_chunks(monkeypatch):
-    """Device memory is bounded by the chunk, not by n: every array `_run` and the evaluation
+    """Device memory is bounded by the chunk, not by n: every array a chunk's training and the evaluation
     get has at most `stream_chunk` rows, and the orders are drawn a chunk at a time."""
     seen = []
-    for module, name in ((loop, "_run"), (stream, "_eval_sums"), (_shuffle, "permutation_slice")):
+    for module, name in ((stream, "_train_chunk"), (stream, "_eval_sums"), (_shuffle, "permutation_slice")):
         original = getattr(module, name)
 
         def spy(*args, original=original, **kwargs):
@@ -199,10 +201,10 @@ def test_callback_every_epochs_per_call_and_zero_epochs():
     ],
     ids=["stream-not-bool", "device-array", "chunk-without-stream", "chunk-below-batch", "zero"],
 )  # fmt: skip
-def test_bad_stream_arguments_are_refused_before_anything_compiles(options, error, match):
+def test_bad_stream_arguments_are_refused_before_anything_compiles(options, error, match, traces):
     args = dict(data=(X, Y), epochs=1, optimizer=0.1)
     args.update(options)
-    traces = loop._traces
+    before = traces("run_epochs")
     with pytest.raises(error, match=match):
         jaxgd.fit(bce, P, args.pop("data"), **args)
-    assert loop._traces == traces
+    assert traces("run_epochs") == before

@@ -1,6 +1,5 @@
 """`sweep`: every member equals the single `fit` with its settings, and the sweep compiles once."""
 
-import importlib
 
 import jax
 import jax.numpy as jnp
@@ -10,9 +9,8 @@ import pytest
 
 import jaxgd
 from jaxgd import loop
-from jaxgd.sweep import sweep
+from jaxgd.sweeps import sweep
 
-sweep_module = importlib.import_module("jaxgd.sweep")  # the module; jaxgd.sweep is the function
 
 
 def logistic_loss(p, x, y):
@@ -119,18 +117,18 @@ def test_diverged_and_early_stopped_members_do_not_disturb_the_others():
         assert_member_equals(s, k, jaxgd.fit(sq, 1.0, data, optimizer=lr, **common))
 
 
-def test_no_recompile_for_new_values_of_the_same_shapes():
+def test_no_recompile_for_new_values_of_the_same_shapes(traces):
     X, y = make_data()
     run = lambda lrs, **kw: sweep(logistic_loss, zeros(), (X, y), learning_rates=lrs, **kw)
     run([0.1, 0.2, 0.3, 0.4], **COMMON)
     run([0.1, 0.2], optimizer=momentum, epochs=5)
-    before, before_run = sweep_module._traces, loop._traces
+    before, before_run = traces("_run_members"), traces("run_epochs")
     run(np.array([1.0, 2.0, 3.0, 4.0]), **COMMON)
     run(jnp.array([0.5, 0.0, 7.0, 1]), **COMMON)
     run([0.3, 0.4], optimizer=momentum, epochs=5)  # the same factory: no recompile
-    assert (sweep_module._traces, loop._traces) == (before, before_run)
+    assert (traces("_run_members"), traces("run_epochs")) == (before, before_run)
     run([0.1, 0.2, 0.3], **COMMON)  # a new K compiles anew
-    assert sweep_module._traces == before + 1
+    assert traces("_run_members") == before + 1
 
 
 X_, Y_ = make_data()
@@ -185,12 +183,12 @@ def branching(lr):
         (dict(learning_rates=[0.1], epochs=-1), ValueError, "`epochs` must be"),
     ],
 )
-def test_bad_input_is_refused_before_compiling(kwargs, error, match):
+def test_bad_input_is_refused_before_compiling(kwargs, error, match, traces):
     kwargs = {"epochs": 2, **kwargs}
-    before = sweep_module._traces
+    before = traces("_run_members")
     with pytest.raises(error, match=match):
         sweep(logistic_loss, zeros(), (X_, Y_), **kwargs)
-    assert sweep_module._traces == before
+    assert traces("_run_members") == before
 
 
 def test_raw_keys_and_a_shared_learning_rate_in_float64():

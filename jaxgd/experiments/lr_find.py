@@ -15,7 +15,7 @@ import numpy as np
 from jaxgd.data import digits_3_vs_7
 from jaxgd.experiments import _common
 from jaxgd.lr_find import RULES, lr_find
-from jaxgd.sweep import sweep
+from jaxgd.sweeps import sweep
 
 DESCRIPTION = (
     "lr_find on digits 3 vs 7: the range-test curve, its suggestions, their spread over seeds"

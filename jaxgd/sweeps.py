@@ -9,15 +9,15 @@ Under `vmap`, a `lax.cond` whose predicate differs between members becomes a `se
 branches run for every member and each member keeps its own branch's result. So a member that
 diverged (it stops before its first non-finite update, as in `fit`) or stopped early keeps its
 last params and NaN history while the others go on, bit for bit as they would alone: nothing in
-one member's arithmetic reads another member's values. Speed depends on how `loop._run` skips
+one member's arithmetic reads another member's values. Speed depends on how `loop.run` skips
 the epochs of a stopped run: a `lax.cond` there becomes a select that also broadcasts every
 operand, the training data included, to all K members (K times the gathers and copies), while a
 `lax.while_loop` that runs the epoch once or never keeps the shared data unbatched. The same
 holds for the update-by-update redo of an epoch that met a non-finite value: a while loop that
 runs once, only when some member needs it, and that reads its inputs from its own carry (a body
 that did not would be hoisted out of the loop by XLA and run every epoch). The "sweep" case of
-`jaxgd bench` (also `benchmarks/sweep_bench.py`) measures issue 6's goal: 64 learning rates at
-most 8x one `fit`.
+the benchmark (`python -m benchmarks.sweep_case` in a checkout) times 64 learning rates against
+one `fit` (docs/design.md#run-once-loops).
 """
 
 import functools
@@ -29,12 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgd import _checks, loop
-from jaxgd.loop import EarlyStopping, FitResult
+from jaxgd import _checks
+from jaxgd.loop.result import EarlyStopping, FitResult, assemble
+from jaxgd.loop.run import RunInputs, RunSpec, RunState, run_epochs
+from jaxgd.loop.setup import prepare
 
 __all__ = ["SweepResult", "sweep"]
-
-_traces = 0  # How many times the vmapped run has been traced: the tests' recompilation counter.
 
 
 class SweepResult(NamedTuple):
@@ -120,7 +120,7 @@ def _check_factory(factory, lr, params):
 
 
 def _check_learning_rates(values) -> np.ndarray:
-    arr = np.asarray(values)
+    arr = _checks.as_array(values, "learning_rates")
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(
             f"`learning_rates` must be a non-empty 1-D array, one per member, got shape {arr.shape}."
@@ -137,6 +137,7 @@ def _check_learning_rates(values) -> np.ndarray:
 
 
 def _check_keys(keys):
+    keys = _checks.stack_keys(keys)  # A list of K keys is K keys.
     if isinstance(keys, (jax.Array, np.ndarray)):
         if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) and keys.ndim == 1 and keys.size:
             return keys
@@ -164,10 +165,12 @@ def _check_init_params(init_params, params):
             f"leading sizes {sizes}. Stack members with `jax.tree.map(lambda *a: jnp.stack(a), ...)`."
         )
     if params is not None:
-        one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)),
-                           init_params)  # fmt: skip
-        want = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)),
-                            params)  # fmt: skip
+        one = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)), init_params
+        )
+        want = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), params
+        )
         if jax.tree.structure(one) != jax.tree.structure(want) or jax.tree.leaves(
             jax.tree.map(lambda a, b: a.shape != b.shape, one, want)
         ).count(True):
@@ -189,41 +192,95 @@ class _Axes(NamedTuple):
     factory: Callable | None  # lr -> optax transformation, vmapped over `lr` of shape (K,).
 
 
-@functools.partial(
-    jax.jit, static_argnames=("example_loss", "tx", "metrics", "plan", "epochs", "axes")
-)
-def _run_members(
-    template, params, lr, key, data, val_data, orders, *,
-    example_loss, tx, metrics, plan, epochs, axes: _Axes,
-):  # fmt: skip
-    """Every member's initial carry, `loop._run` vmapped over them, and their `FitResult`s."""
-    global _traces
-    _traces += 1
-    K = axes.size
-    # Every member starts from fit's carry, with its own params and optimizer state.
-    state = jax.tree.map(lambda a: jnp.broadcast_to(a, (K, *jnp.shape(a))), template)
+def _member_states(template: RunState, params, lr, axes: _Axes) -> RunState:
+    """Every member's initial carry: fit's, with its own params and optimizer state."""
+    state = jax.tree.map(lambda a: jnp.broadcast_to(a, (axes.size, *jnp.shape(a))), template)
     if axes.params:
         state = state._replace(params=params)
     if axes.factory is not None:
         inner = jax.vmap(lambda r, p: axes.factory(r).init(p))(lr, state.params)
         state = state._replace(opt_state=_LrState(lr, inner))
-    one_run = functools.partial(
-        loop._run, example_loss=example_loss, tx=tx, metrics=metrics, plan=plan, epochs=epochs
+    return state
+
+
+def _member_result(metrics, state, losses, evals) -> FitResult:
+    return assemble(state, [(losses, evals)], metrics)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "axes"))
+def _run_members(template: RunState, params, lr, inputs: RunInputs, *, spec: RunSpec, axes: _Axes):
+    """`run_epochs` vmapped over the members, and their `FitResult`s."""
+    state = _member_states(template, params, lr, axes)
+    inputs = inputs._replace(lr=lr if spec.tx is None else jnp.zeros_like(lr, shape=()))
+    in_axes = RunInputs(
+        None, None, 0 if axes.lr else None, 0 if axes.key else None, None, None, None
     )
-    in_axes = (0, None, None, 0 if axes.lr else None, 0 if axes.key else None, None, None, None)
-    final, losses, evals = jax.vmap(one_run, in_axes=in_axes)(
-        state, data, val_data, lr if tx is None else jnp.zeros_like(lr, shape=()), key, orders,
-        jnp.int32(0), jnp.int32(epochs),
-    )  # fmt: skip
+    run = functools.partial(run_epochs, spec=spec)
+    final, losses, evals = jax.vmap(run, in_axes=(0, in_axes))(state, inputs)
     if axes.factory is not None:
         final = final._replace(opt_state=final.opt_state.inner)
-    names = dict(metrics)
-    result = jax.vmap(lambda st, ls, ev: loop._result(st, [(ls, ev)], names))(final, losses, evals)
+    names = tuple(name for name, _ in spec.metrics)
+    result = jax.vmap(functools.partial(_member_result, names))(final, losses, evals)
     if axes.lr or axes.factory is not None:
         rates = lr
     else:  # One optimizer for all: its learning rate if it is a number, NaN inside optax.
-        rates = jnp.full((K,), jnp.nan if tx is not None else lr, lr.dtype)
+        rates = jnp.full((axes.size,), jnp.nan if spec.tx is not None else lr, lr.dtype)
     return SweepResult(*result, learning_rates=rates)
+
+
+def _members(learning_rates, keys, init_params, params, key, orders):
+    """The members' axes checked: `(learning_rates, keys, K)`."""
+    sizes = {}
+    if learning_rates is not None:
+        learning_rates = _check_learning_rates(learning_rates)
+        sizes["learning_rates"] = learning_rates.shape[0]
+    if keys is not None:
+        if key is not None or orders is not None:
+            raise ValueError(
+                "Pass `keys` (one per member) or `key` / `orders` (shared by all), not both."
+            )
+        keys = _check_keys(keys)
+        sizes["keys"] = keys.shape[0]
+    if init_params is not None:
+        sizes["init_params"] = _check_init_params(init_params, params)
+    elif params is None:
+        raise ValueError("`params` is None: pass the initial params, or `init_params` per member.")
+    if not sizes:
+        raise ValueError(
+            "`sweep` needs at least one member axis: `learning_rates`, `keys` or `init_params` "
+            "(each with K entries). For a single run use `jaxgd.fit`."
+        )
+    if len(set(sizes.values())) != 1:
+        raise ValueError(
+            f"the members' axes must have the same length K, got {sizes}; give each axis K "
+            "entries (`jnp.repeat` / `jnp.tile` build a grid)."
+        )
+    return learning_rates, keys, next(iter(sizes.values()))
+
+
+def _is_factory(optimizer) -> bool:
+    return callable(optimizer) and not isinstance(optimizer, optax.GradientTransformation)
+
+
+def _member_optimizer(optimizer, learning_rates):
+    """`(what fit gets for member 0, the lr -> optax factory or None)`."""
+    if learning_rates is None:
+        if optimizer is None or _is_factory(optimizer):
+            raise ValueError(
+                "`optimizer` is None or a function of the learning rate: pass `learning_rates`, "
+                "one per member, or an optimizer shared by all (a number or an optax "
+                "transformation)."
+            )
+        return optimizer, None
+    if optimizer is None:
+        return learning_rates[0], None
+    if _is_factory(optimizer):
+        return _factory_tx(optimizer), optimizer
+    raise TypeError(
+        "With `learning_rates`, `optimizer` must be None (plain GD) or a function "
+        "lr -> optax transformation such as `lambda lr: optax.sgd(lr, momentum=0.9)`, got "
+        f"{type(optimizer).__name__}; an optax transformation has its learning rate fixed."
+    )
 
 
 def sweep(
@@ -302,55 +359,8 @@ def sweep(
       >>> print(jnp.round(s.params[:2], 4), s.epochs_run)  # member 2 stopped in epoch 15
       [2. 2.] [20 20 16]
     """
-    sizes = {}
-    if learning_rates is not None:
-        learning_rates = _check_learning_rates(learning_rates)
-        sizes["learning_rates"] = learning_rates.shape[0]
-    if keys is not None:
-        if key is not None or orders is not None:
-            raise ValueError(
-                "Pass `keys` (one per member) or `key` / `orders` (shared by all), not both."
-            )
-        keys = _check_keys(keys)
-        sizes["keys"] = keys.shape[0]
-    if init_params is not None:
-        sizes["init_params"] = _check_init_params(init_params, params)
-    elif params is None:
-        raise ValueError("`params` is None: pass the initial params, or `init_params` per member.")
-    if not sizes:
-        raise ValueError(
-            "`sweep` needs at least one member axis: `learning_rates`, `keys` or `init_params` "
-            "(each with K entries). For a single run use `jaxgd.fit`."
-        )
-    if len(set(sizes.values())) != 1:
-        raise ValueError(
-            f"the members' axes must have the same length K, got {sizes}; give each axis K "
-            "entries (`jnp.repeat` / `jnp.tile` build a grid)."
-        )
-    K = next(iter(sizes.values()))
-
-    factory = None
-    if learning_rates is not None:
-        if optimizer is None:
-            member_opt = learning_rates[0]
-        elif callable(optimizer) and not isinstance(optimizer, optax.GradientTransformation):
-            factory = optimizer
-            member_opt = _factory_tx(factory)
-        else:
-            raise TypeError(
-                "With `learning_rates`, `optimizer` must be None (plain GD) or a function "
-                "lr -> optax transformation such as `lambda lr: optax.sgd(lr, momentum=0.9)`, got "
-                f"{type(optimizer).__name__}; an optax transformation has its learning rate fixed."
-            )
-    elif optimizer is None or (
-        callable(optimizer) and not isinstance(optimizer, optax.GradientTransformation)
-    ):
-        raise ValueError(
-            "`optimizer` is None or a function of the learning rate: pass `learning_rates`, one "
-            "per member, or an optimizer shared by all (a number or an optax transformation)."
-        )
-    else:
-        member_opt = optimizer
+    learning_rates, keys, K = _members(learning_rates, keys, init_params, params, key, orders)
+    member_opt, factory = _member_optimizer(optimizer, learning_rates)
 
     # Member 0 goes through fit's checks; the members' own axes were checked above.
     params0 = (
@@ -361,16 +371,39 @@ def sweep(
         dtype = jnp.result_type(*jax.tree.leaves(params0))
         _check_factory(factory, jnp.asarray(learning_rates[0], dtype), params0)
         member_state = _LrState(jnp.zeros((), dtype), ())  # The members' are built in the jit.
-    prep = loop._prepare(
-        example_loss, params0, data, epochs=epochs, optimizer=member_opt, batch_size=batch_size,
-        key=key if keys is None else keys[0], orders=orders, drop_last=drop_last,
-        val_data=val_data, metrics=metrics, early_stopping=early_stopping,
-        opt_state=member_state, eval_train=eval_train, mesh=mesh,
-    )  # fmt: skip
-    axes = _Axes(K, learning_rates is not None and factory is None, keys is not None,
-                 init_params is not None, factory)  # fmt: skip
-    lr = prep.lr if learning_rates is None else jnp.asarray(learning_rates, prep.lr.dtype)
+    prep = prepare(
+        example_loss,
+        params0,
+        data,
+        epochs=epochs,
+        optimizer=member_opt,
+        batch_size=batch_size,
+        key=key if keys is None else keys[0],
+        orders=orders,
+        drop_last=drop_last,
+        val_data=val_data,
+        metrics=metrics,
+        early_stopping=early_stopping,
+        opt_state=member_state,
+        eval_train=eval_train,
+        mesh=mesh,
+    )
+    spec = prep.spec
+    _checks.check_history(
+        epochs=epochs, start_epoch=0, n=spec.n, batch_size=spec.batch_size,
+        drop_last=spec.drop_last, series=2 * (1 + len(prep.metrics)),
+        itemsize=prep.inputs.lr.dtype.itemsize, members=K,
+    )
+    axes = _Axes(
+        K,
+        learning_rates is not None and factory is None,
+        keys is not None,
+        init_params is not None,
+        factory,
+    )
+    lr = prep.inputs.lr
+    lr = lr if learning_rates is None else jnp.asarray(learning_rates, lr.dtype)
+    inputs = prep.inputs._replace(key=keys if keys is not None else prep.inputs.key)
     return _run_members(
-        prep.state, init_params, lr, keys if keys is not None else prep.key, prep.data,
-        prep.val_data, prep.orders, epochs=epochs, axes=axes, **prep.static,
-    )  # fmt: skip
+        prep.state, init_params, lr, inputs, spec=prep.spec._replace(epochs=epochs), axes=axes
+    )

@@ -1,0 +1,224 @@
+"""`fit`: the whole run. Host checks, device placement, compiled chunks of epochs, callbacks."""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxgd import _checks
+from jaxgd.loop import stream as streaming
+from jaxgd.loop.result import (
+    DivergenceError,
+    EarlyStopping,
+    FitResult,
+    assemble,
+    call_back,
+    nan_history,
+)
+from jaxgd.loop.run import RunInputs, run_epochs
+from jaxgd.loop.setup import Prepared, compile_before_copy, prepare, to_device
+
+__all__ = ["fit"]
+
+
+def _chunk_inputs(prep: Prepared, inputs: RunInputs, chunk: int, done: int) -> RunInputs:
+    """The inputs of the compiled call that runs the epochs after `done`."""
+    span = min(chunk, prep.epochs - done)
+    orders = None if inputs.orders is None else _pad_rows(inputs.orders[done : done + span], chunk)
+    return inputs._replace(
+        orders=orders, start_epoch=np.int32(prep.start_epoch + done), active=np.int32(span)
+    )
+
+
+def _pad_rows(rows, size):
+    """Pads (k, n) to (size, n) by repeating the last row (those epochs do not run)."""
+    if rows.shape[0] == size:
+        return rows
+    return jnp.concatenate([rows, jnp.tile(rows[-1:], (size - rows.shape[0], 1))])
+
+
+def _run_chunks(prep: Prepared, chunk: int, callback) -> tuple:
+    """The run as compiled calls of `chunk` epochs: the final state and the history pieces."""
+    spec = prep.spec._replace(epochs=chunk)
+    compile_before_copy(prep, prep.state, _chunk_inputs(prep, prep.inputs, chunk, 0), spec)
+    shared = []  # NumPy arrays that the run reads in place.
+    prep = to_device(prep, shared)
+    state, pieces, done = prep.state, [], 0
+    while True:
+        span = min(chunk, prep.epochs - done)
+        state, losses, evals = run_epochs(
+            state, _chunk_inputs(prep, prep.inputs, chunk, done), spec=spec
+        )
+        pieces.append((losses[:span], {k: v[:span] for k, v in evals.items()}))
+        done += span
+        if callback is not None:
+            call_back(callback, done, state, pieces, prep.metrics)
+        if done >= prep.epochs:
+            break
+        if bool(state.stopped):  # Nothing more will run: NaN for the rest of the history.
+            pieces.append(nan_history(pieces[-1], prep.epochs - done))
+            break
+    if shared:
+        jax.block_until_ready((state, pieces))
+    return state, pieces
+
+
+def raise_if_diverged(result: FitResult, on_divergence: str) -> FitResult:
+    if on_divergence == "raise" and bool(result.diverged):
+        raise DivergenceError(
+            f"training diverged at epoch {int(result.diverged_epoch)}, update "
+            f"{int(result.diverged_update)}: a non-finite loss, gradient or parameter. Lower the "
+            "learning rate; `.result` holds the run up to there with the last finite params.",
+            result,
+        )
+    return result
+
+
+def _check_call_options(on_divergence, callback, optimizer, params, opt_state):
+    if on_divergence not in ("stop", "raise"):
+        raise ValueError(f'`on_divergence` must be "stop" or "raise", got {on_divergence!r}.')
+    if callback is not None:
+        _checks.check_callable(callback, "callback", args=("epochs_done", "result"))
+    if isinstance(optimizer, optax.GradientTransformation):
+        _checks.check_params(params)
+        _checks.check_opt_state(opt_state, optimizer, params)
+
+
+def fit(
+    example_loss: Callable,
+    params,
+    data,
+    *,
+    epochs: int,
+    optimizer,
+    batch_size: int | None = None,
+    key=None,
+    orders=None,
+    drop_last: bool = False,
+    val_data=None,
+    metrics: dict[str, Callable] | None = None,
+    early_stopping: EarlyStopping | None = None,
+    opt_state=None,
+    start_epoch: int = 0,
+    eval_train: bool = True,
+    on_divergence: str = "stop",
+    callback: Callable[[int, FitResult], None] | None = None,
+    epochs_per_call: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    stream: bool | None = None,
+    stream_chunk: int | None = None,
+) -> FitResult:
+    """Trains `params` by gradient descent: full batch, stochastic or mini-batch.
+
+    Every epoch is `train_epoch`, one `lax.scan` of `update_step` over its batches, and the run
+    is one compiled program (or one per chunk of `epochs_per_call` epochs when you ask for a
+    `callback`). Data larger than memory stays on the host and is streamed to the device a
+    chunk at a time (`stream`).
+
+    Args:
+      example_loss: `example_loss(params, x, y) -> scalar`, the loss of ONE example. A batch's
+        loss is the mean over its real examples.
+      params: initial parameters, a pytree (dict, tuple, nested) of float arrays.
+      data: `(X, y)`: arrays (X may be a pytree of arrays) sharing the leading axis n.
+      epochs: number of passes over the data (0 only evaluates nothing and returns `params`).
+      optimizer: an optax `GradientTransformation` (schedules work through it), or a number: the
+        learning rate eta of plain gradient descent, `w <- w - eta * grad`. A number stays a traced
+        value: a new one does not recompile.
+      batch_size: None for full-batch GD, 1 for SGD, m for mini-batch GD. A `batch_size` >= n is
+        full batch, as PyTorch's `DataLoader` makes one batch of all n examples.
+      key: a PRNG key: the examples are reshuffled every epoch (epoch e uses
+        `fold_in(key, e)` and a sort-free permutation, `jaxgd._shuffle`). None (and no
+        `orders`): data order.
+      orders: int array (epochs, n): each epoch's example order, e.g. a PyTorch `DataLoader`'s,
+        to replay a torch run exactly. Exclusive with `key`.
+      drop_last: drop the smaller last batch (floor(n/m) updates per epoch) as PyTorch's
+        `DataLoader(drop_last=True)`; by default it is an update of its own.
+      val_data: optional `(X_val, y_val)` evaluated after every epoch.
+      metrics: optional `{name: metric(params, x, y) -> scalar}`, per-example functions averaged
+        over the training (and validation) data after every epoch, e.g.
+        `{"accuracy": jaxgd.binary_accuracy(model)}`.
+      early_stopping: stop when a monitored value stops improving (`EarlyStopping`).
+      opt_state: the optimizer state to resume from (`result.opt_state`); default a fresh one.
+      start_epoch: the epoch number to resume at, so that `key` draws the same orders as one long
+        run: 5 epochs then 5 more with `start_epoch=5` equal 10 at once.
+      eval_train: evaluate loss and metrics on all training data after every epoch (one extra
+        forward pass); False fills `train_loss` with NaN and saves that pass.
+      on_divergence: "stop" (default) stops before the first update whose loss, gradient or new
+        params are not finite and reports it in the result; "raise" raises `DivergenceError`
+        carrying that result.
+      callback: `callback(epochs_done, result_so_far)` called between compiled chunks of
+        `epochs_per_call` epochs, e.g. for a progress bar. If it raises (Ctrl-C included), the
+        exception carries the epochs trained so far as `.fit_result`.
+      epochs_per_call: chunk size for `callback` (default: all epochs in one call).
+      mesh: a `jax.sharding.Mesh` with a "data" axis (e.g. `jax.make_mesh((8,), ("data",))`):
+        each batch is split by rows over that axis, params and optimizer state are replicated,
+        and XLA sums the gradients across devices (data parallelism, `jaxgd.distributed`). A
+        batch that does not divide over the axis is padded and masked. Default: one device.
+      stream: train on `data` where it lives, on the host (NumPy arrays, `np.memmap`): each
+        epoch is cut into chunks of `stream_chunk` examples, gathered on the host in the
+        epoch's order while the chunk before trains on the device (`jaxgd.loop.stream`). Device
+        memory is bounded by two chunks whatever n is; the result equals the in-memory run's
+        up to float rounding. Default (None): stream when an array of `data` is an `np.memmap`.
+      stream_chunk: examples per compiled call of a streamed run, rounded down to whole
+        batches (default: about 32 MiB of examples).
+
+    Returns:
+      A `FitResult`: `.params`, `.opt_state`, `.losses` (epochs, updates_per_epoch), per-epoch
+      `.train_loss` / `.val_loss` and metrics, `.diverged` with where, and `.epochs_run`.
+      Epochs that did not run (after early stopping or divergence) hold NaN.
+
+    Raises:
+      ValueError, TypeError: for a bad argument, before anything is compiled.
+      DivergenceError: with `on_divergence="raise"`, when the run diverged.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> sq = lambda w, x, y: (w * x - y) ** 2          # least squares through the origin
+      >>> X = jnp.array([1.0, 2.0, 3.0, 4.0]); y = 2 * X  # the best w is 2
+      >>> r = fit(sq, 0.0, (X, y), epochs=20, optimizer=0.05, batch_size=2, key=jax.random.key(0))
+      >>> print(r.losses.shape, round(float(r.params), 4), bool(r.diverged))
+      (20, 2) 2.0 False
+    """
+    _check_call_options(on_divergence, callback, optimizer, params, opt_state)
+    streamed = streaming.wanted(data, stream)
+    if streamed:
+        streaming.check_host_data(data)
+        if val_data is not None:  # Validation data may be small device arrays: to the host.
+            val_data = jax.tree.map(np.asarray, val_data)
+    elif stream_chunk is not None:
+        raise ValueError(
+            "`stream_chunk` sets the chunks of a streamed run; pass `stream=True` (NumPy or "
+            "np.memmap data) to stream, or drop `stream_chunk`."
+        )
+    prep = prepare(
+        example_loss,
+        params,
+        data,
+        epochs=epochs,
+        optimizer=optimizer,
+        batch_size=batch_size,
+        key=key,
+        orders=orders,
+        drop_last=drop_last,
+        val_data=val_data,
+        metrics=metrics,
+        early_stopping=early_stopping,
+        opt_state=opt_state,
+        start_epoch=start_epoch,
+        eval_train=eval_train,
+        mesh=mesh,
+        host=True,
+    )
+    chunk = prep.epochs
+    if epochs_per_call is not None:
+        chunk = min(prep.epochs, _checks.check_int(epochs_per_call, "epochs_per_call", minimum=1))
+    if streamed:
+        result = streaming.run(
+            prep, stream_chunk=stream_chunk, callback=callback, epochs_per_call=max(chunk, 1)
+        )
+    else:
+        state, pieces = _run_chunks(prep, chunk, callback)
+        result = assemble(state, pieces, prep.metrics)
+    return raise_if_diverged(result, on_divergence)

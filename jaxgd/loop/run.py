@@ -1,0 +1,169 @@
+"""The run: a `lax.scan` over epochs. Each epoch trains (`train_epoch`), evaluates the loss and
+metrics, and checks early stopping and divergence; one call is one compiled program.
+
+An epoch that met a non-finite value runs again with `train_epoch(..., careful=True)`, which
+stops before the first such update; only that epoch pays for the per-update checks.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxgd import _shuffle
+from jaxgd.loop.epoch import Epoch, train_epoch
+from jaxgd.loop.once import once_if
+from jaxgd.loop.result import EarlyStopping
+
+__all__ = ["RunSpec", "RunState", "RunInputs", "run_epochs", "train_checked", "early_stop"]
+
+
+class RunSpec(NamedTuple):
+    """Everything static about a run: a change here compiles a new program."""
+
+    example_loss: Callable  # The loss of ONE example.
+    tx: Any  # An optax GradientTransformation, or None for plain `w - lr * grad`.
+    metrics: tuple  # ((name, metric), ...): per-example metrics.
+    n: int  # Training examples.
+    batch_size: int | None  # None: full batch.
+    drop_last: bool
+    shuffle: str  # "none", "key" or "orders".
+    eval_train: bool  # Evaluate the loss and metrics on the training data after each epoch.
+    early: EarlyStopping | None
+    mesh: Any = None  # A jax.sharding.Mesh: each batch split over its "data" axis.
+    epochs: int = 1  # Epochs of one call (a chunk of the run).
+
+
+class RunState(NamedTuple):
+    """The carry of the scan over epochs."""
+
+    params: Any
+    opt_state: Any
+    stopped: jax.Array  # shape=(), bool: no further epoch runs (diverged or stopped early).
+    diverged: jax.Array  # shape=(), bool.
+    diverged_at: jax.Array  # shape=(2,), int32: (epoch, update) of the divergence, or (-1, -1).
+    best: jax.Array  # shape=(): best monitored value so far (early stopping).
+    wait: jax.Array  # shape=(), int32: epochs since that best value.
+    epochs_run: jax.Array  # shape=(), int32.
+
+
+class RunInputs(NamedTuple):
+    """The traced inputs of a run: new values of the same shapes reuse the compiled program."""
+
+    data: Any  # (X, y), leading axis n.
+    val_data: Any  # (X_val, y_val), or None.
+    lr: jax.Array  # shape=(), the params' dtype: plain GD's learning rate (unused with optax).
+    key: Any  # A PRNG key (shuffle "key"), or None.
+    orders: Any  # shape=(epochs, n), int32 (shuffle "orders"), or None.
+    start_epoch: jax.Array  # shape=(), int32: the number of this call's first epoch.
+    active: jax.Array  # shape=(), int32: epochs of this call that run (the rest are NaN).
+
+
+def _order(spec: RunSpec, inputs: RunInputs, epoch, i):
+    """The epoch's example order, or None for data order (full batch needs none)."""
+    if spec.batch_size is None or spec.shuffle == "none":
+        return None
+    if spec.shuffle == "orders":
+        return inputs.orders[i]
+    return _shuffle.permutation(jax.random.fold_in(inputs.key, epoch), spec.n)
+
+
+def _careful(spec: RunSpec, inputs: RunInputs, order, start):
+    epoch = train_epoch(
+        spec.example_loss,
+        *start,
+        inputs.data,
+        optimizer=_optimizer(spec, inputs),
+        batch_size=spec.batch_size,
+        order=order,
+        drop_last=spec.drop_last,
+        careful=True,
+        mesh=spec.mesh,
+    )
+    return (epoch.params, epoch.opt_state), epoch
+
+
+def _optimizer(spec: RunSpec, inputs: RunInputs):
+    return inputs.lr if spec.tx is None else spec.tx
+
+
+def train_checked(spec: RunSpec, inputs: RunInputs, params, opt_state, order) -> Epoch:
+    """One epoch; if it met a non-finite value, the same epoch again, careful (at most once)."""
+    fast = train_epoch(
+        spec.example_loss,
+        params,
+        opt_state,
+        inputs.data,
+        optimizer=_optimizer(spec, inputs),
+        batch_size=spec.batch_size,
+        order=order,
+        drop_last=spec.drop_last,
+        mesh=spec.mesh,
+    )
+    redo = functools.partial(_careful, spec, inputs, order)
+    return once_if(~fast.finite, redo, (params, opt_state), fast)[1]
+
+
+def _evaluate(spec: RunSpec, params, data, prefix: str) -> dict:
+    """`{prefix_loss: mean loss, prefix_<metric>: mean metric}` over a whole data set."""
+    X, y = data
+    fns = (("loss", spec.example_loss), *spec.metrics)
+    return {f"{prefix}_{k}": jnp.mean(jax.vmap(fn, (None, 0, 0))(params, X, y)) for k, fn in fns}
+
+
+def early_stop(early: EarlyStopping, value, best, wait):
+    """`(best, wait, stop)` after an epoch whose monitored value is `value`."""
+    sign = 1.0 if early.mode == "min" else -1.0
+    improved = sign * value < sign * best - early.min_delta
+    best = jnp.where(improved, value, best)
+    wait = jnp.where(improved, 0, wait + 1)
+    return best, wait, wait >= early.patience
+
+
+def _epoch(spec: RunSpec, inputs: RunInputs, i, state: RunState):
+    """One epoch of the run: train, evaluate, decide whether to stop."""
+    epoch = inputs.start_epoch + i
+    trained = train_checked(
+        spec, inputs, state.params, state.opt_state, _order(spec, inputs, epoch, i)
+    )
+    here = jnp.stack([epoch, trained.diverged_update]).astype(jnp.int32)
+    diverged_at = jnp.where(trained.finite, state.diverged_at, here)
+    evals = {}
+    if spec.eval_train:
+        evals |= _evaluate(spec, trained.params, inputs.data, "train")
+    if inputs.val_data is not None:
+        evals |= _evaluate(spec, trained.params, inputs.val_data, "val")
+    stopped, best, wait = ~trained.finite, state.best, state.wait
+    if spec.early is not None:
+        best, wait, stop = early_stop(spec.early, evals[spec.early.monitor], best, wait)
+        stopped = stopped | stop
+    new = RunState(
+        trained.params,
+        trained.opt_state,
+        stopped,
+        ~trained.finite,
+        diverged_at,
+        best,
+        wait,
+        state.epochs_run + 1,
+    )
+    return new, (trained.losses, evals)
+
+
+def _epoch_or_skip(spec: RunSpec, inputs: RunInputs, state: RunState, i):
+    """The epoch unless the run stopped (or `i` >= `active`): then NaN history, state unchanged."""
+    run = functools.partial(_epoch, spec, inputs, i)
+    shapes = jax.eval_shape(run, state)[1]
+    skipped = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
+    return once_if(~(state.stopped | (i >= inputs.active)), run, state, skipped)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def run_epochs(state: RunState, inputs: RunInputs, *, spec: RunSpec):
+    """`spec.epochs` epochs from `state`: the final state, losses (epochs, updates) and evals."""
+    body = functools.partial(_epoch_or_skip, spec, inputs)
+    state, (losses, evals) = lax.scan(body, state, jnp.arange(spec.epochs))
+    return state, losses, evals

@@ -1,0 +1,222 @@
+"""`fit`'s host side before training: the checks, the run's static spec and its first inputs.
+
+Everything here runs on the host, before anything compiles: a bad argument is a clear error,
+never an XLA trace. NumPy data are read where they are (no copy, no XLA program).
+"""
+
+import contextlib
+from typing import NamedTuple
+
+import jax
+import jax.monitoring
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgd import _checks, _host, distributed
+from jaxgd.loop.result import EarlyStopping
+from jaxgd.loop.run import RunInputs, RunSpec, RunState, run_epochs
+from jaxgd.loop.step import init_opt_state
+
+__all__ = ["Prepared", "prepare", "to_device", "compile_before_copy"]
+
+
+class Prepared(NamedTuple):
+    """The checked arguments of a run, as `fit` (and `jaxgd.sweep`) build them."""
+
+    spec: RunSpec  # The static part (its `epochs` is set per compiled call).
+    state: RunState  # The initial epoch carry.
+    inputs: RunInputs  # Data, learning rate, key, orders (start_epoch and active set per call).
+    metrics: dict  # name -> per-example metric.
+    epochs: int  # Epochs of the whole run.
+    start_epoch: int  # The number of its first epoch.
+
+
+def check_early_stopping(early, metrics, val_data, eval_train) -> EarlyStopping:
+    """`early` checked against what the run computes, `min_delta` as a float."""
+    if not isinstance(early, EarlyStopping):
+        raise TypeError(
+            f"`early_stopping` must be a jaxgd.EarlyStopping, got {type(early).__name__}."
+        )
+    allowed = [
+        f"{part}_{name}"
+        for part, on in (("train", eval_train), ("val", val_data is not None))
+        if on
+        for name in ("loss", *metrics)
+    ]
+    if early.monitor not in allowed:
+        raise ValueError(
+            f"`early_stopping.monitor` is {early.monitor!r}, which this run does not compute; "
+            f"choose one of {allowed} (val_* needs `val_data`, metrics need `metrics`)."
+        )
+    patience = _checks.check_int(early.patience, "early_stopping.patience", minimum=1)
+    if early.mode not in ("min", "max"):
+        raise ValueError(f'`early_stopping.mode` must be "min" or "max", got {early.mode!r}.')
+    min_delta = _checks.check_real(early.min_delta, "early_stopping.min_delta", minimum=0.0)
+    return early._replace(patience=patience, min_delta=min_delta)
+
+
+def _batch_size(batch_size, drop_last, n: int):
+    """`batch_size` checked; None (full batch) when one batch holds all n examples."""
+    if batch_size is None:
+        return None
+    batch_size = _checks.check_int(
+        batch_size, "batch_size", minimum=1, fix=" Use None for full-batch gradient descent."
+    )
+    if batch_size > n and drop_last:
+        raise ValueError(
+            f"`batch_size`={batch_size} > n={n} with `drop_last=True` leaves no batch at all; "
+            "use a smaller batch_size or drop_last=False."
+        )
+    return None if batch_size >= n and not drop_last else batch_size
+
+
+def _check_functions(example_loss, metrics, params, X, y):
+    _checks.check_example_fn(example_loss, params, X, y, "example_loss")
+    for name, fn in metrics.items():
+        _checks.check_example_fn(fn, params, X, y, f"metrics[{name!r}]", what="metric")
+
+
+def _put(value, dtype=None):
+    # `device_put`, not `jnp.asarray`: the latter compiles a small XLA program per new shape.
+    return jax.device_put(np.asarray(value, dtype))
+
+
+def _owned(leaf):
+    """A copy of a NumPy leaf (`device_put` reads aligned NumPy memory in place); a jax array as
+    it is; a Python float weakly typed."""
+    if isinstance(leaf, (np.ndarray, np.generic)):
+        return jax.device_put(np.array(leaf))
+    return jnp.asarray(leaf)
+
+
+def _initial_state(params, opt_state, optimizer, early, dtype) -> RunState:
+    opt_state = init_opt_state(params, optimizer=optimizer) if opt_state is None else opt_state
+    worst = np.inf if early is None or early.mode == "min" else -np.inf
+    return RunState(
+        params,
+        opt_state,
+        _put(False),
+        _put(False),
+        _put([-1, -1], np.int32),
+        _put(worst, dtype),
+        _put(0, np.int32),
+        _put(0, np.int32),
+    )
+
+
+def prepare(
+    example_loss,
+    params,
+    data,
+    *,
+    epochs,
+    optimizer,
+    batch_size=None,
+    key=None,
+    orders=None,
+    drop_last=False,
+    val_data=None,
+    metrics=None,
+    early_stopping=None,
+    opt_state=None,
+    start_epoch=0,
+    eval_train=True,
+    mesh=None,
+    host=False,
+) -> Prepared:
+    """Checks `fit`'s arguments and builds the run's spec, first state and inputs.
+
+    With `host` the data stay the arrays they are (`fit` compiles first, or streams them);
+    otherwise they are moved to the device (`to_device`).
+    """
+    _checks.check_callable(example_loss, "example_loss")
+    mesh = distributed.check_mesh(mesh)
+    epochs = _checks.check_int(epochs, "epochs", minimum=0, maximum=_checks.INT32_MAX)
+    start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
+    X, y, n = _checks.check_data(data, "data")
+    _checks.check_params(params)
+    tx, lr = _checks.check_learning_rate(optimizer)
+    key = _checks.check_key(key)
+    if key is not None and orders is not None:
+        raise ValueError(
+            "Pass `key` (shuffle every epoch) or `orders` (explicit orders), not both."
+        )
+    if orders is not None:
+        orders = _checks.check_orders(orders, epochs=epochs, n=n)
+    drop_last = _checks.check_bool(drop_last, "drop_last")
+    eval_train = _checks.check_bool(eval_train, "eval_train")
+    batch_size = _batch_size(batch_size, drop_last, n)
+    metrics = _checks.check_metrics(metrics)
+    _check_functions(example_loss, metrics, params, X, y)
+    if val_data is not None:
+        val_data = _checks.check_val_data(val_data, X, y)
+    if early_stopping is not None:
+        early_stopping = check_early_stopping(early_stopping, metrics, val_data, eval_train)
+    params = jax.tree.map(_owned, params)
+    dtype = jnp.result_type(*jax.tree.leaves(params))
+    _checks.check_history(
+        epochs=epochs,
+        start_epoch=start_epoch,
+        n=n,
+        batch_size=batch_size,
+        drop_last=drop_last,
+        series=2 * (1 + len(metrics)),
+        itemsize=dtype.itemsize,
+    )
+    lr = _put(0.0 if lr is None else lr, dtype)
+    state = _initial_state(params, opt_state, optimizer, early_stopping, dtype)
+    if mesh is not None:  # Params and optimizer state on every device of the mesh.
+        state, lr = distributed.replicate((state, lr), mesh)
+    shuffle = "orders" if orders is not None else "key" if key is not None else "none"
+    spec = RunSpec(
+        example_loss,
+        tx,
+        tuple(metrics.items()),
+        n,
+        batch_size,
+        drop_last,
+        shuffle,
+        eval_train,
+        early_stopping,
+        mesh,
+    )
+    inputs = RunInputs((X, y), val_data, lr, key, orders, np.int32(start_epoch), np.int32(epochs))
+    prep = Prepared(spec, state, inputs, metrics, epochs, start_epoch)
+    return prep if host else to_device(prep, [])
+
+
+def to_device(prep: Prepared, shared: list) -> Prepared:
+    """`prep` with its data and val_data as jax arrays (on every device of a mesh); `shared`
+    collects the NumPy arrays that XLA reads in place."""
+    data, val_data = (
+        None if d is None else jax.tree.map(jnp.asarray, _host.to_jax(d, shared))
+        for d in (prep.inputs.data, prep.inputs.val_data)
+    )
+    if prep.spec.mesh is not None:
+        data, val_data = distributed.replicate((data, val_data), prep.spec.mesh)
+    return prep._replace(inputs=prep.inputs._replace(data=data, val_data=val_data))
+
+
+@contextlib.contextmanager
+def _count_compiles(seen: list):
+    listen = lambda name, secs, **kw: seen.append(
+        name == "/jax/core/compile/backend_compile_duration"
+    )
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield seen
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def compile_before_copy(prep: Prepared, state: RunState, inputs: RunInputs, spec: RunSpec) -> None:
+    """Compiles the run while the data are still the caller's NumPy arrays, then gives the
+    compiler's freed memory back, so that the copy for the device does not stack on top of it
+    (docs/design.md#compile-before-copy). Nothing to do for device data or on a mesh."""
+    arrays = jax.tree.leaves((prep.inputs.data, prep.inputs.val_data))
+    if spec.mesh is not None or not any(isinstance(a, np.ndarray) for a in arrays):
+        return
+    with _count_compiles([]) as seen:
+        run_epochs.lower(state, inputs, spec=spec).compile()
+    if any(seen):  # A new program was compiled.
+        _host.release_free_memory()
