@@ -353,6 +353,7 @@ def _run(name: str, rest: list[str], *, prog: str, default_out: str | None = Non
         print(_experiment_help(name, module, prog.replace(f" {name}", "")))
         return EXIT_OK
     options = _parse_options(_specs(module), extras, prog=prog)
+    _check_options(module, options, quick=common.quick, prog=prog)
     out = _out_dir(common.out, name, prog)
     if not common.quiet:
         _say(f"jaxgd: running {name} (results to {out}/)")
@@ -385,6 +386,16 @@ def _out_dir(out: str | None, name: str, prog: str) -> str:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else _one_line(err)
         raise _UsageError(f"{prog}: error: {reason.replace('`out_dir`', '--out')}") from None
     return out
+
+
+def _check_options(module, options: dict, *, quick: bool, prog: str) -> None:
+    """The experiment's own checks of its options, now, before any folder or training."""
+    from jaxgd.experiments import _options
+
+    try:
+        _options.resolve(module.Options, options, quick=quick)
+    except (TypeError, ValueError) as err:
+        raise _UsageError(f"{prog}: error: {_one_line(err)}") from None
 
 
 def _call_experiment(module, out: str, common, options: dict):

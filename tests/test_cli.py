@@ -131,6 +131,11 @@ def test_quick_keeps_the_options_given(tmp_path, capsys):
             "folder, e.g. --out jaxgd-results/quadratic",
         ),  # fmt: skip
         (["demo", "--out", ""], "jaxgd demo: error: --out is empty"),
+        (
+            ["run", "logistic", "--seed", str(2**64)],
+            f"jaxgd run logistic: error: `seed` must be in int64's range [-2**63, 2**63 - 1], got "
+            f"{2**64}.",
+        ),
         (["run", "quadratic", "--out", "."], "is the working folder or above it"),
     ],
 )

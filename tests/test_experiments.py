@@ -6,6 +6,7 @@ import dataclasses
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +112,10 @@ def test_options_convert_what_they_can():
         _options.resolve(relu.Options, {"ks": "12"})
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.lr = 2.0
+    message = f"`seed` must be in int64's range [-2**63, 2**63 - 1], got {2**63}."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _options.resolve(relu.Options, {"seed": 2**63})
+    assert _options.resolve(relu.Options, {"seed": 2**63 - 1}).seed == 2**63 - 1
 
 
 def test_an_option_of_an_unsupported_type_is_refused_when_declared():

@@ -110,6 +110,9 @@ def _scalar(spec: OptionSpec, value):
     if kind is bool and isinstance(value, (bool, np.bool_)):
         return bool(value)
     if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:  # JAX and NumPy take int64 (a seed beyond it overflows)
+            raise ValueError(f"`{spec.name}` must be in int64's range [-2**63, 2**63 - 1], got "
+                             f"{value}.")  # fmt: skip
         return int(value)
     if kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
@@ -134,6 +137,7 @@ def resolve(options_class, given: Mapping[str, Any], *, quick: bool = False):
     Raises:
       TypeError: an option the class does not have, or a value of the wrong type; the message
         names the option.
+      ValueError: an integer beyond int64.
 
     Examples:
       >>> from jaxgd.experiments.quadratic import Options
