@@ -67,7 +67,7 @@ def _split_sizes(o: Options, n: int) -> None:
                          "2, one to train and one to validate.")  # fmt: skip
     if not 0 < o.train_size < n:
         raise ValueError(
-            f"`train_size` must be between 1 and {n - 1} for {n} examples ({where}), got "
+            f"`train_size` must be between 1 and {n - 1} for {n} examples, got "
             f"{o.train_size}; the rest of the examples validate."
         )
 
