@@ -638,13 +638,6 @@ def test_bfloat16_and_torch_data_train_as_the_numpy_arrays_they_hold():
     assert run_lr_find(data=(torch.tensor(X), torch.tensor(Y))).losses.size > 0
 
 
-def test_the_catalogue_covers_every_part_of_the_library():
-    names = [case.name for case in CATALOGUE] + [case.name for case in CLI_CATALOGUE]
-    assert len(set(names)) == len(names) >= 30
-    for part in ("losses", "models", "fit", "sweep", "lr_find", "cli"):
-        assert any(name.startswith(part + ":") for name in names), part
-
-
 # -------------------------------------------------------------------------------------- CLI
 
 TOY_HEADER = "x1\tx2\tlabel\n"
