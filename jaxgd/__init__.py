@@ -23,7 +23,7 @@ from jaxgd.loop import (
     train_epoch,
     update_step,
 )
-from jaxgd.lr_find import LRFindResult, lr_find
+from jaxgd.lr_finder import LRFindResult, lr_find
 from jaxgd.metrics import accuracy, binary_accuracy
 from jaxgd.sweeps import SweepResult, sweep
 

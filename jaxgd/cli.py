@@ -5,8 +5,9 @@
     jaxgd demo [--out DIR]              full batch vs SGD vs mini-batch on built-in data
     jaxgd compare [--problem P] ...     jaxgd against a PyTorch loop, step by step
 
-Exit status: 0 on success, 1 when `compare` finds a difference above its tolerance (or an extra
-is missing), 2 for a bad command line or a value the library rejects, 130 after Ctrl-C.
+Exit status: 0 on success, 1 when `compare` finds a difference above its tolerance, an extra is
+missing or the results cannot be written (another run holds --out, a full disk), 2 for a bad
+command line or a value the library rejects, 130 after Ctrl-C (SIGINT), 143 after SIGTERM.
 Everything heavy (JAX, the experiments, matplotlib, tqdm, torch) is imported only when needed.
 """
 
@@ -14,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
+import functools
 import json
 import math
 import os
-import re
+import signal
 import sys
+import textwrap
+import threading
 import time
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-_INTERNAL = ("out_dir", "quick")  # run() parameters that the command sets itself
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 _EPILOG = """\
 examples:
@@ -46,7 +48,9 @@ examples:
 
 Options after NAME are the experiment's (`--epochs 5` or `--epochs=5`, dashes or underscores);
 lists are comma-separated (`--ks 1,2,4`), booleans true/false. Results go to --out
-(default ./jaxgd-results/NAME): results.json and the plots, written atomically.
+(default ./jaxgd-results/NAME): results.json and the plots, which replace the folder's earlier
+result set all at once (a stopped run leaves the earlier set); two runs into one --out at once
+are refused.
 """
 
 _DEMO_EPILOG = """\
@@ -76,6 +80,10 @@ class _UsageError(Exception):
     """A bad command line: reported as one line, exit status 2."""
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a timeout, `kill`, `docker stop`): stopped as Ctrl-C is, exit status 143."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but errors are one line (no usage block) and never exit by themselves."""
 
@@ -99,17 +107,60 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        return _main(argv)
+        with _signals_as_interrupts():
+            return _main(argv)
     except _UsageError as err:
         _say(str(err))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        _say("jaxgd: interrupted; no partial result files were left")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as err:
+        what = "terminated" if isinstance(err, _Terminated) else "interrupted"
+        _say(f"jaxgd: {what}; no partial result files were left")
+        return EXIT_TERMINATED if isinstance(err, _Terminated) else EXIT_INTERRUPTED
     except BrokenPipeError:  # `jaxgd list | head -1`
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the exit-time flush
         return EXIT_OK
+
+
+class _StopOnSignal:
+    """The handler of SIGINT and SIGTERM: raises KeyboardInterrupt or `_Terminated`, and keeps
+    the signal, so that `_check_stop` raises it again where Python swallowed the first raise
+    (an exception in a garbage-collector callback, such as JAX's, is only printed)."""
+
+    def __init__(self):
+        self.received = None  # The first signal received, or None.
+
+    def __call__(self, signum, frame):
+        self.received = self.received or signum
+        self.raise_()
+
+    def raise_(self):
+        if self.received == signal.SIGTERM:
+            raise _Terminated
+        if self.received is not None:
+            raise KeyboardInterrupt
+
+
+def _check_stop() -> None:
+    """Raises again a SIGINT or SIGTERM received before, if its first raise was swallowed."""
+    handler = signal.getsignal(signal.SIGTERM)
+    if isinstance(handler, _StopOnSignal):
+        handler.raise_()
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts():
+    """SIGINT and SIGTERM stop the block as Ctrl-C does (SIGTERM as `_Terminated`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = _StopOnSignal()
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def _say(message: str) -> None:
@@ -120,6 +171,9 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+_KW = dict(formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+
+
 def _parser() -> tuple[_Parser, dict[str, _Parser]]:
     from jaxgd import __version__
 
@@ -128,28 +182,35 @@ def _parser() -> tuple[_Parser, dict[str, _Parser]]:
         description="Gradient descent in JAX, the way the lectures teach it: the experiments, "
         "a demo of the three schedules, and the PyTorch comparison.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
+        **_KW,
     )
     parser.add_argument("--version", action="version", version=f"jaxgd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    kw = dict(formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    kw = _KW
     sub.add_parser("list", help="list the experiments", description="List the experiments: "
                    "name, then a one-line description.", epilog="example:\n  jaxgd list", **kw)  # fmt: skip
+    subparsers = {"run": _run_command(sub), "demo": _demo_command(sub)}
+    _compare_command(sub)
+    return parser, subparsers
 
+
+def _run_command(sub) -> _Parser:
     run = sub.add_parser("run", help="run one experiment", epilog=_RUN_EPILOG, add_help=False,
                          usage="jaxgd run NAME [--out DIR] [--json] [--quiet] [--quick] "
                          "[--OPTION VALUE ...]",
                          description="Run one experiment: print a table of its results and "
-                         "write results.json and its plots.", **kw)  # fmt: skip
+                         "write results.json and its plots.", **_KW)  # fmt: skip
     run.add_argument("-h", "--help", action="store_true", help="show this help (after NAME: "
                      "the experiment's options)")  # fmt: skip
     run.add_argument("name", nargs="?", metavar="NAME", help="an experiment (see `jaxgd list`)")
     run.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return run
 
+
+def _demo_command(sub) -> _Parser:
     demo = sub.add_parser("demo", help="full batch vs SGD vs mini-batch on built-in data",
                           description="Compare the three descent schedules on one built-in "
-                          "problem, in seconds.", epilog=_DEMO_EPILOG, add_help=False, **kw)  # fmt: skip
+                          "problem, in seconds.", epilog=_DEMO_EPILOG, add_help=False, **_KW)  # fmt: skip
     demo.add_argument("-h", "--help", action="store_true", help="show this help")
     demo.add_argument("--out", metavar="DIR", help="folder for results.json and loss.png "
                       "(default ./jaxgd-demo)")  # fmt: skip
@@ -158,11 +219,14 @@ def _parser() -> tuple[_Parser, dict[str, _Parser]]:
     demo.add_argument("--quick", action="store_true", help="toy size (seconds)")
     demo.add_argument("--OPTION", metavar="VALUE", help="any option of `jaxgd run schedules` "
                       "(see `jaxgd run schedules --help`)")  # fmt: skip
+    return demo
 
+
+def _compare_command(sub) -> _Parser:
     compare = sub.add_parser("compare", help="jaxgd against a PyTorch loop, step by step",
                              description="Run one problem as an ordinary PyTorch loop and with "
                              "jaxgd.fit (same init, same batch orders) and report the largest "
-                             "differences and the speed ratio.", epilog=_COMPARE_EPILOG, **kw)  # fmt: skip
+                             "differences and the speed ratio.", epilog=_COMPARE_EPILOG, **_KW)  # fmt: skip
     opt = dict(default=argparse.SUPPRESS)  # unset options keep jaxgd.compare's defaults
     compare.add_argument("--problem", metavar="P", help="logistic (default), linear, quadratic "
                          "or mlp", **opt)  # fmt: skip
@@ -172,8 +236,9 @@ def _parser() -> tuple[_Parser, dict[str, _Parser]]:
                          **opt)  # fmt: skip
     compare.add_argument("--optimizer", metavar="NAME", help="sgd (default), momentum, "
                          "nesterov or adam", **opt)  # fmt: skip
-    compare.add_argument("--lr", type=float, help="learning rate (default: the problem's)", **opt)
-    compare.add_argument("--momentum", type=float, help="momentum for momentum/nesterov "
+    compare.add_argument("--lr", type=_finite, help="learning rate (default: the problem's)",
+                         **opt)  # fmt: skip
+    compare.add_argument("--momentum", type=_finite, help="momentum for momentum/nesterov "
                          "(default 0.9)", **opt)  # fmt: skip
     compare.add_argument("--seed", type=int, help="torch.manual_seed for the init and the "
                          "shuffling (default 1)", **opt)  # fmt: skip
@@ -182,13 +247,22 @@ def _parser() -> tuple[_Parser, dict[str, _Parser]]:
     compare.add_argument("--drop-last", action="store_true", help="drop a smaller last batch",
                          **opt)  # fmt: skip
     compare.add_argument("--dtype", metavar="D", help="float32 (default) or float64", **opt)
-    compare.add_argument("--tolerance", type=float, help="largest allowed difference "
+    compare.add_argument("--tolerance", type=_finite, help="largest allowed difference "
                          "(default 1e-5)", **opt)  # fmt: skip
     compare.add_argument("--data", dest="path", metavar="PATH", help="the lecture's toy file "
                          "for --problem logistic (default: built-in)", **opt)  # fmt: skip
     compare.add_argument("--json", action="store_true", help="print the report as JSON")
+    return compare
 
-    return parser, {"run": run, "demo": demo}
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _batch_size(text: str):
@@ -263,7 +337,6 @@ def _run_parser(prog: str, default_out: str | None) -> _Parser:
 
 def _run(name: str, rest: list[str], *, prog: str, default_out: str | None = None) -> int:
     from jaxgd import experiments
-    from jaxgd.experiments import _common
 
     if name not in experiments.names():
         raise _UsageError(
@@ -275,28 +348,15 @@ def _run(name: str, rest: list[str], *, prog: str, default_out: str | None = Non
     if common.help:
         print(_experiment_help(name, module, prog.replace(f" {name}", "")))
         return EXIT_OK
-    options = _parse_options(module.run, extras, prog=prog)
-    out = common.out if common.out is not None else os.path.join("jaxgd-results", name)
-    try:
-        _common.prepare_out_dir(out)  # a bad --out fails now, not after the training
-    except OSError as err:
-        raise _UsageError(f"{prog}: error: {err.strerror or _one_line(err)}") from None
-
-    show_bar = not common.quiet and sys.stderr.isatty()
+    options = _parse_options(_specs(module), extras, prog=prog)
+    _check_options(module, options, quick=common.quick, prog=prog)
+    out = _out_dir(common.out, name, prog)
     if not common.quiet:
         _say(f"jaxgd: running {name} (results to {out}/)")
     start = time.perf_counter()
-    try:
-        with _common.reporting(_progress_factory(show_bar)):
-            results = module.run(out_dir=out, quick=common.quick, **options)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        if os.environ.get("JAXGD_DEBUG"):
-            raise
-        _say(f"jaxgd: error: {_one_line(err)}")
-        return EXIT_USAGE
-    except ImportError as err:
-        _say(f"jaxgd: error: {_one_line(err)}")
-        return EXIT_FAILED
+    results = _call_experiment(module, out, common, options)
+    if isinstance(results, int):  # an exit status: the error is already said
+        return results
     seconds = time.perf_counter() - start
     if common.json:
         print(json.dumps(results, indent=2))
@@ -308,21 +368,65 @@ def _run(name: str, rest: list[str], *, prog: str, default_out: str | None = Non
     return EXIT_OK
 
 
-def _experiment_options(run) -> tuple[dict[str, inspect.Parameter], bool]:
-    """The run() parameters a user may set, and whether run() takes **options as well."""
-    params = inspect.signature(run).parameters
-    named = {
-        k: p
-        for k, p in params.items()
-        if k not in _INTERNAL and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    }
-    return named, any(p.kind == p.VAR_KEYWORD for p in params.values())
+def _out_dir(out: str | None, name: str, prog: str) -> str:
+    """--out, checked now (a bad folder fails before the training), or the default folder."""
+    from jaxgd.experiments import _output
+
+    if out == "":
+        raise _UsageError(f"{prog}: error: --out is empty (an unset shell variable?); give a "
+                          f"folder, e.g. --out jaxgd-results/{name}")  # fmt: skip
+    out = out if out is not None else os.path.join("jaxgd-results", name)
+    try:
+        _output.check_out_dir(out)
+    except (OSError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else _one_line(err)
+        raise _UsageError(f"{prog}: error: {reason.replace('`out_dir`', '--out')}") from None
+    return out
 
 
-def _parse_options(run, tokens: list[str], *, prog: str) -> dict:
-    """`--key value` / `--key=value` tokens, checked against run()'s signature and converted."""
-    named, open_ended = _experiment_options(run)
-    known = ", ".join("--" + k.replace("_", "-") for k in named) or "none"
+def _check_options(module, options: dict, *, quick: bool, prog: str) -> None:
+    """The experiment's own checks of its options, now, before any folder or training."""
+    from jaxgd.experiments import _options
+
+    try:
+        _options.resolve(module.Options, options, quick=quick)
+    except (TypeError, ValueError) as err:
+        raise _UsageError(f"{prog}: error: {_one_line(err)}") from None
+
+
+def _call_experiment(module, out: str, common, options: dict):
+    """`module.run(...)`'s results, or an exit status after a one-line error."""
+    from jaxgd.experiments import _common, _output
+
+    show_bar = not common.quiet and sys.stderr.isatty()
+    try:
+        with _common.reporting(_progress_factory(show_bar)):
+            results = module.run(out_dir=out, quick=common.quick, **options)
+        _check_stop()  # a signal whose raise was swallowed during the last chunk
+        return results
+    except _output.ResultsError as err:  # --out taken by another run, or a full disk
+        _say(f"jaxgd: error: {_one_line(err.strerror or err)}")
+        return EXIT_FAILED
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        if os.environ.get("JAXGD_DEBUG"):
+            raise
+        _say(f"jaxgd: error: {_one_line(err)}")
+        return EXIT_USAGE
+    except ImportError as err:
+        _say(f"jaxgd: error: {_one_line(err)}")
+        return EXIT_FAILED
+
+
+def _specs(module) -> dict:
+    """`{name: OptionSpec}` of an experiment's `Options`."""
+    from jaxgd.experiments import _options
+
+    return {spec.name: spec for spec in _options.specs(module.Options)}
+
+
+def _parse_options(specs: dict, tokens: list[str], *, prog: str) -> dict:
+    """`--key value` / `--key=value` tokens, checked against the experiment's options, converted."""
+    known = ", ".join("--" + k.replace("_", "-") for k in specs) or "none"
     options, i = {}, 0
     while i < len(tokens):
         token = tokens[i]
@@ -331,51 +435,41 @@ def _parse_options(run, tokens: list[str], *, prog: str) -> dict:
                               f"--name value")  # fmt: skip
         key, has_value, value = token[2:].partition("=")
         key = key.replace("-", "_")
-        if key not in named and not open_ended:
-            raise _UsageError(f"{prog}: error: unknown option --{key.replace('_', '-')}; "
-                              f"this experiment's options: {known}")  # fmt: skip
+        flag = "--" + key.replace("_", "-")
+        if key not in specs:
+            raise _UsageError(f"{prog}: error: unknown option {flag}; this experiment's "
+                              f"options: {known}")  # fmt: skip
         if not has_value:
             if i + 1 >= len(tokens) or tokens[i + 1].startswith("--"):
-                raise _UsageError(f"{prog}: error: option --{key.replace('_', '-')} needs a value")
+                raise _UsageError(f"{prog}: error: option {flag} needs a value")
             i += 1
             value = tokens[i]
         if key in options:
-            raise _UsageError(f"{prog}: error: option --{key.replace('_', '-')} given twice")
-        options[key] = _convert(value, named.get(key), key=key, prog=prog)
+            raise _UsageError(f"{prog}: error: option {flag} given twice")
+        options[key] = _convert(value, specs[key], flag=flag, prog=prog)
         i += 1
     return options
 
 
-def _convert(text: str, param: inspect.Parameter | None, *, key: str, prog: str):
-    """Converts an option's text to the type of its default (or its annotation)."""
-    flag = "--" + key.replace("_", "-")
-    default = None if param is None else param.default
-    annotation = "" if param is None else str(param.annotation)
-    if isinstance(default, bool) or annotation == "bool":
-        words = {"true": True, "1": True, "yes": True, "on": True,
-                 "false": False, "0": False, "no": False, "off": False}  # fmt: skip
-        if text.lower() not in words:
-            raise _UsageError(f"{prog}: error: {flag} expects true or false, got {text!r}")
-        return words[text.lower()]
-    if isinstance(default, (tuple, list)):
-        kind = type(default[0]) if default else str
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}  # fmt: skip
+
+
+def _convert(text: str, spec, *, flag: str, prog: str):
+    """An option's text as its type: a number, true/false, a comma-separated tuple, or none."""
+    if spec.optional and text.lower() == "none":
+        return None
+    if spec.many:
         items = [item.strip() for item in text.split(",") if item.strip()]
-        return tuple(_scalar(item, kind, flag, prog) for item in items)
-    if default is None or default is inspect.Parameter.empty:
-        if text.lower() == "none":
-            return None
-        kind = int if re.search(r"\bint\b", annotation) else str
-        kind = float if re.search(r"\bfloat\b", annotation) else kind
-        if param is None:  # run(**options): numbers become numbers
-            for kind in (int, float):
-                with contextlib.suppress(ValueError):
-                    return kind(text)
-            return text
-        return _scalar(text, kind, flag, prog)
-    return _scalar(text, type(default), flag, prog)
+        return tuple(_scalar(item, spec.kind, flag, prog) for item in items)
+    return _scalar(text, spec.kind, flag, prog)
 
 
 def _scalar(text: str, kind: type, flag: str, prog: str):
+    if kind is bool:
+        if text.lower() not in _BOOLEANS:
+            raise _UsageError(f"{prog}: error: {flag} expects true or false, got {text!r}")
+        return _BOOLEANS[text.lower()]
     if kind is int:
         try:
             return int(text)
@@ -392,24 +486,22 @@ def _scalar(text: str, kind: type, flag: str, prog: str):
     return text
 
 
-def _option_comments(run) -> dict[str, str]:
-    """The `# comment` after each parameter in run()'s signature: every hyperparameter's doc."""
-    try:
-        source = inspect.getsource(run)
-    except (OSError, TypeError):
-        return {}
-    header = source.split(")", 1)[0] if "->" not in source else source.split("->", 1)[0]
-    comments = {}
-    for line in header.splitlines():
-        match = re.match(r"\s*(\w+)\s*(?::[^=#]*)?=[^#]*#\s*(.*)", line)
-        if match:
-            comments[match.group(1)] = match.group(2).strip()
-    return comments
+def _shown(value) -> str:
+    """An option's value as the command line writes it."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _option_line(spec) -> str:
+    """One option in `--help`: flag, type, help, default (and the --quick value if it differs),
+    wrapped at 100 columns."""
+    kind = spec.kind.__name__.upper() + (",..." if spec.many else "") + ("|none" * spec.optional)
+    flag = f"--{spec.name.replace('_', '-')} {kind}"
+    quick = f"; --quick: {_shown(spec.quick)}" if spec.quick != spec.default else ""
+    text = f"  {flag:<22} {spec.help} (default: {_shown(spec.default)}{quick})"
+    return textwrap.fill(text, width=100, subsequent_indent=" " * 25)
 
 
 def _experiment_help(name: str, module, prog: str) -> str:
-    named, open_ended = _experiment_options(module.run)
-    comments = _option_comments(module.run)
     lines = [
         f"usage: {prog} {name} [--out DIR] [--json] [--quiet] [--quick] [--OPTION VALUE ...]",
         "",
@@ -419,19 +511,11 @@ def _experiment_help(name: str, module, prog: str) -> str:
         "  --out DIR     folder for results.json and the plots (default ./jaxgd-results/NAME)",
         "  --json        print the results as JSON instead of a table",
         "  --quiet       no progress bar, no closing line",
-        "  --quick       toy size (seconds), as the smoke tests run it",
+        "  --quick       toy size (seconds), as the smoke tests run it: the --quick values below",
         "",
-        f"{name} options:",
+        f"{name} options (INT,... and FLOAT,...: comma-separated lists):",
     ]
-    for key, param in named.items():
-        default = param.default
-        shown = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
-        flag = f"--{key.replace('_', '-')}"
-        lines.append(f"  {flag:<16} {comments.get(key, '')} (default: {shown})")
-    if open_ended:
-        lines.append("  (this experiment also accepts other --OPTION VALUE pairs)")
-    if not named and not open_ended:
-        lines.append("  (none)")
+    lines += [_option_line(spec) for spec in _specs(module).values()] or ["  (none)"]
     return "\n".join(lines)
 
 
@@ -446,19 +530,25 @@ def _progress_factory(show: bool):
             from tqdm import tqdm
         except ImportError:  # the `progress` extra is optional
             tqdm = None
+    return functools.partial(_progress, tqdm)
 
-    def factory(label: str, total: int):
-        if tqdm is None:
-            return (lambda done: None), (lambda: None)
-        bar = tqdm(total=total, desc=label, unit="epoch", leave=False, file=sys.stderr,
-                   delay=1.0, **_width())  # fmt: skip
 
-        def update(done: int):
-            bar.update(done - bar.n)
+def _progress(tqdm, label: str, total: int):
+    """`(update(epochs_done), close())` of one training run: a tqdm bar, or nothing."""
+    if tqdm is None:
+        return _between_chunks, (lambda: None)
+    bar = tqdm(total=total, desc=label, unit="epoch", leave=False, file=sys.stderr,
+               delay=1.0, **_width())  # fmt: skip
+    return functools.partial(_advance, bar), bar.close
 
-        return update, bar.close
 
-    return factory
+def _between_chunks(done: int) -> None:
+    _check_stop()  # a signal whose raise Python swallowed is raised here
+
+
+def _advance(bar, done: int) -> None:
+    bar.update(done - bar.n)
+    _check_stop()
 
 
 def _width() -> dict:
@@ -550,15 +640,16 @@ def _compare(args) -> int:
 def entry() -> None:
     """The `jaxgd` console script: `main()`, then exit with its status.
 
-    After Ctrl-C it exits at once with `os._exit(130)`: JAX's threads may still be inside a
-    compiled call, and the interpreter's normal teardown can then crash (seen as a SIGSEGV exit
-    instead of 130). The result files are already complete or absent at that point.
+    After Ctrl-C or SIGTERM it exits at once with `os._exit(130)` or `os._exit(143)`: JAX's
+    threads may still be inside a compiled call, and the interpreter's normal teardown can then
+    crash (seen as a SIGSEGV exit instead of 130). The result files are already complete or
+    absent at that point.
     """
     status = main()
-    if status == EXIT_INTERRUPTED:
+    if status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
+        os._exit(status)
     sys.exit(status)
 
 

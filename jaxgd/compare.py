@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
+import numbers
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -43,6 +45,7 @@ __all__ = ["CompareReport", "PROBLEMS", "OPTIMIZERS", "compare", "compare_models
 
 PROBLEMS = ("logistic", "linear", "quadratic", "mlp")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+_MAX_SEED = 2**64 - 1  # torch.manual_seed's largest seed
 
 
 class CompareReport(NamedTuple):
@@ -127,6 +130,99 @@ def _max_abs_diff(a, b) -> float:
     return max(jax.tree.leaves(diffs))
 
 
+def _check_arguments(*, optimizer, dtype, epochs, batch_size, lr, momentum, seed, tolerance):
+    """Refuses what torch or the report would get wrong; returns `(epochs, batch_size)`."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {optimizer!r}.")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f'`dtype` must be "float32" or "float64", got {dtype!r}.')
+    epochs = _checks.check_int(epochs, "epochs", minimum=1)
+    if batch_size is not None:
+        batch_size = _checks.check_int(
+            batch_size, "batch_size", minimum=1, fix=" None: full batch."
+        )
+    for name, value in (("lr", lr), ("momentum", momentum), ("tolerance", tolerance)):
+        _check_non_negative(value, name)
+    seed = _checks.check_int(seed, "seed", minimum=0)
+    if seed > _MAX_SEED:
+        raise ValueError(f"`seed` must be at most 2**64 - 1 (torch.manual_seed's range), got "
+                         f"{seed}.")  # fmt: skip
+    return epochs, batch_size
+
+
+def _check_non_negative(value, name: str) -> None:
+    """A finite number >= 0 (torch.optim refuses a negative lr or momentum in its own words)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number >= 0, got {type(value).__name__} {value!r}.")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {value}.")
+
+
+class _TorchRun(NamedTuple):
+    """What the torch loop gives."""
+
+    losses: np.ndarray  # shape=(epochs, updates_per_epoch): each batch loss before its update.
+    orders: np.ndarray  # shape=(epochs, n), int32: the sampler's order of every epoch.
+    seconds: float  # Wall time of the loop.
+
+
+def _torch_run(model, torch_loss, X, y, *, epochs, batch_size, optimizer, lr, momentum, seed,
+               shuffle, drop_last) -> _TorchRun:  # fmt: skip
+    """The ordinary PyTorch loop: DataLoader, zero_grad, backward, step; trains `model` in place."""
+    torch = _import_torch()
+    torch_opt = _torch_optimizer(optimizer, lr, momentum, model.parameters())
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    generator = torch.Generator().manual_seed(seed)
+    sampler = _Recorder(
+        torch.utils.data.RandomSampler(dataset, generator=generator)
+        if shuffle
+        else torch.utils.data.SequentialSampler(dataset)
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size or len(X), sampler=sampler, drop_last=drop_last
+    )
+    losses_ = []
+    tic = time.perf_counter()
+    for _ in range(epochs):
+        for xb, yb in loader:
+            loss = torch_loss(model(xb), yb)
+            torch_opt.zero_grad()
+            loss.backward()
+            torch_opt.step()
+            losses_.append(loss.item())
+    seconds = time.perf_counter() - tic
+    orders = np.array(sampler.orders, dtype=np.int32).reshape(epochs, len(X))
+    return _TorchRun(np.array(losses_).reshape(epochs, -1), orders, seconds)
+
+
+class _JaxRun(NamedTuple):
+    """What the `jaxgd.fit` replay gives, with both runs' params in jaxgd's layout."""
+
+    losses: np.ndarray  # shape=(epochs, updates_per_epoch): the batch losses from `jaxgd.fit`.
+    params: Any  # Final jaxgd params (a pytree of NumPy arrays).
+    init_params: Any  # The initial params both runs start from (NumPy).
+    torch_params: Any  # Final torch params, converted (NumPy).
+    first_seconds: float  # Wall time of the first `fit` call, compilation included.
+    seconds: float  # Wall time of the second, compiled call.
+
+
+def _jax_run(example_loss, start, model, X, y, orders, *, to_params, dtype, **fit_options):
+    """`jaxgd.fit` from torch's initial params on torch's orders, timed on its second call."""
+    with jax.enable_x64(dtype == "float64"):  # from_torch's arrays keep float64 only under x64
+        torch_params = jax.tree.map(np.asarray, to_params(model))
+        init_params = jax.tree.map(np.asarray, to_params(start))
+        params = jax.tree.map(jnp.asarray, init_params)
+        seconds = []
+        for _ in range(2):
+            tic = time.perf_counter()
+            result = jax.block_until_ready(
+                fit(example_loss, params, (X, y), orders=orders, eval_train=False, **fit_options)
+            )
+            seconds.append(time.perf_counter() - tic)
+        return _JaxRun(np.asarray(result.losses), jax.tree.map(np.asarray, result.params),
+                       init_params, torch_params, seconds[0], seconds[1])  # fmt: skip
+
+
 def compare_models(
     torch_model,
     torch_loss: Callable,
@@ -195,17 +291,10 @@ def compare_models(
     torch = _import_torch()
     from jaxgd.interop import from_torch
 
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {optimizer!r}.")
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f'`dtype` must be "float32" or "float64", got {dtype!r}.')
-    epochs = _checks.check_int(epochs, "epochs", minimum=1)
-    if batch_size is not None:
-        batch_size = _checks.check_int(
-            batch_size, "batch_size", minimum=1, fix=" None: full batch."
-        )
-    to_params = from_torch if to_params is None else to_params
-    tdtype = getattr(torch, dtype)
+    epochs, batch_size = _check_arguments(
+        optimizer=optimizer, dtype=dtype, epochs=epochs, batch_size=batch_size, lr=lr,
+        momentum=momentum, seed=seed, tolerance=tolerance,
+    )  # fmt: skip
     X, y = (np.asarray(a) for a in data)
     X, y = (a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a for a in (X, y))
     n = X.shape[0]
@@ -213,64 +302,25 @@ def compare_models(
         raise ValueError(
             f"`batch_size`={batch_size} > n={n} with `drop_last=True` leaves no batch."
         )
-    model = torch_model.to(tdtype)
+    model = torch_model.to(getattr(torch, dtype))
     start = copy.deepcopy(model)
-    torch_opt = _torch_optimizer(optimizer, lr, momentum, model.parameters())
-    jax_opt = _jax_optimizer(optimizer, float(lr), float(momentum))
-
-    # The torch run: an ordinary DataLoader loop.
-    dataset = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
-    generator = torch.Generator().manual_seed(seed)
-    sampler = _Recorder(
-        torch.utils.data.RandomSampler(dataset, generator=generator)
-        if shuffle
-        else torch.utils.data.SequentialSampler(dataset)
-    )
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size or n, sampler=sampler, drop_last=drop_last
-    )
-    torch_losses = []
-    tic = time.perf_counter()
-    for _ in range(epochs):
-        for xb, yb in loader:
-            loss = torch_loss(model(xb), yb)
-            torch_opt.zero_grad()
-            loss.backward()
-            torch_opt.step()
-            torch_losses.append(loss.item())
-    torch_seconds = time.perf_counter() - tic
-    orders = np.array(sampler.orders, dtype=np.int32).reshape(epochs, n)
-    torch_losses = np.array(torch_losses).reshape(epochs, -1)
-
-    # The jaxgd run: same init, same orders, one compiled program (timed warm, second call).
-    example_loss = _example_loss(jax_apply, jax_loss)
-    with jax.enable_x64(dtype == "float64"):  # from_torch's arrays keep float64 only under x64
-        torch_params = jax.tree.map(np.asarray, to_params(model))
-        init_params = jax.tree.map(np.asarray, to_params(start))
-        params = jax.tree.map(jnp.asarray, init_params)
-        run = lambda: jax.block_until_ready(
-            fit(example_loss, params, (X, y), epochs=epochs, optimizer=jax_opt,
-                batch_size=batch_size, orders=orders, drop_last=drop_last, eval_train=False)
-        )  # fmt: skip
-        tic = time.perf_counter()
-        run()
-        jax_first_seconds = time.perf_counter() - tic
-        tic = time.perf_counter()
-        result = run()
-        jax_seconds = time.perf_counter() - tic
-        jax_losses = np.asarray(result.losses)
-        jax_params = jax.tree.map(np.asarray, result.params)
-
-    max_loss_diff = float(np.max(np.abs(jax_losses - torch_losses)))
-    max_param_diff = _max_abs_diff(jax_params, torch_params)
+    t = _torch_run(model, torch_loss, X, y, epochs=epochs, batch_size=batch_size,
+                   optimizer=optimizer, lr=lr, momentum=momentum, seed=seed, shuffle=shuffle,
+                   drop_last=drop_last)  # fmt: skip
+    j = _jax_run(_example_loss(jax_apply, jax_loss), start, model, X, y, t.orders,
+                 to_params=from_torch if to_params is None else to_params, dtype=dtype,
+                 epochs=epochs, optimizer=_jax_optimizer(optimizer, float(lr), float(momentum)),
+                 batch_size=batch_size, drop_last=drop_last)  # fmt: skip
+    max_loss_diff = float(np.max(np.abs(j.losses - t.losses)))
+    max_param_diff = _max_abs_diff(j.params, j.torch_params)
     return CompareReport(
         problem=name, optimizer=optimizer, lr=float(lr), batch_size=batch_size, epochs=epochs,
         dtype=dtype, max_loss_diff=max_loss_diff, max_param_diff=max_param_diff,
         tolerance=tolerance, ok=max(max_loss_diff, max_param_diff) <= tolerance,
-        torch_losses=torch_losses, jax_losses=jax_losses, init_params=init_params,
-        torch_params=torch_params, jax_params=jax_params, orders=orders,
-        torch_seconds=torch_seconds, jax_seconds=jax_seconds, jax_first_seconds=jax_first_seconds,
-        speed_ratio=torch_seconds / max(jax_seconds, 1e-9),
+        torch_losses=t.losses, jax_losses=j.losses, init_params=j.init_params,
+        torch_params=j.torch_params, jax_params=j.params, orders=t.orders,
+        torch_seconds=t.seconds, jax_seconds=j.seconds, jax_first_seconds=j.first_seconds,
+        speed_ratio=t.seconds / max(j.seconds, 1e-9),
     )  # fmt: skip
 
 
@@ -279,52 +329,70 @@ def _quad(abc, x):
     return models.quad(abc[0], abc[1], abc[2], x)
 
 
-def _problem(problem: str, path, seed: int):
-    """The torch model, torch loss, jaxgd apply and loss, data and default lr of a named problem."""
+class _Problem(NamedTuple):
+    """A named problem, both sides of it."""
+
+    torch_model: Any  # The torch.nn.Module, initialised after torch.manual_seed(seed).
+    torch_loss: Callable  # torch_loss(output, target), mean over the batch.
+    jax_apply: Callable  # jaxgd's model on ONE example.
+    jax_loss: Callable  # jaxgd's loss of ONE example.
+    data: tuple  # (X, y) NumPy arrays.
+    lr: float  # The problem's default learning rate.
+    to_params: Callable | None  # module -> jaxgd params; None: interop.from_torch.
+
+
+def _logistic(torch, path, rng, seed) -> _Problem:
+    """Lecture 3.6: Linear(2, 1) + sigmoid, BCE on probabilities, the standardized toy set."""
+    from jaxgd._torch_models import LogisticRegression
+
+    X, y = _data.toy_2d() if path is None else _data.load_toy(path)
+    bce = lambda out, t: torch.nn.functional.binary_cross_entropy(out, t.view(out.shape))
+    return _Problem(LogisticRegression(2), bce, models.logistic_regression,
+                    losses.binary_cross_entropy, (_data.standardize(X)[0], y), 0.05, None)  # fmt: skip
+
+
+def _linear(torch, path, rng, seed) -> _Problem:
+    """Linear regression with mean squared error on 40 synthetic examples."""
+    X = rng.standard_normal((40, 3))
+    y = X @ np.array([1.5, -2.0, 0.5]) + 0.3 + 0.1 * rng.standard_normal(40)
+    mse = lambda out, t: torch.nn.functional.mse_loss(out, t.view(out.shape))
+    return _Problem(torch.nn.Linear(3, 1), mse, models.linear, losses.mse_loss, (X, y), 0.05, None)
+
+
+def _quadratic(torch, path, rng, seed) -> _Problem:
+    """course22: a x^2 + b x + c from 1.1, 1.1, 1.1, l1 loss, on its noisy quadratic."""
+    from jaxgd._torch_models import Quadratic
+
+    return _Problem(Quadratic(), torch.nn.functional.l1_loss, _quad, losses.l1_loss,
+                    _data.quadratic_data(), 0.01, _quadratic_params)  # fmt: skip
+
+
+def _quadratic_params(module) -> np.ndarray:
+    return module.abc.detach().numpy().copy()
+
+
+def _mlp(torch, path, rng, seed) -> _Problem:
+    """A 4-8-1 ReLU MLP, BCE on logits, on a synthetic logistic set of 48 examples."""
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    bce = lambda out, t: torch.nn.functional.binary_cross_entropy_with_logits(
+        out, t.view(out.shape)
+    )
+    data = _data.synthetic_logistic(n=48, d=4, seed=seed)
+    return _Problem(net, bce, models.mlp, losses.binary_cross_entropy_with_logits, data, 0.05,
+                    None)  # fmt: skip
+
+
+_PROBLEMS = {"logistic": _logistic, "linear": _linear, "quadratic": _quadratic, "mlp": _mlp}
+
+
+def _problem(problem: str, path, seed: int) -> _Problem:
+    """The torch and jaxgd sides of a named problem, its data and default lr."""
+    if problem not in _PROBLEMS:
+        raise ValueError(f"`problem` must be one of {PROBLEMS}, got {problem!r}.")
     torch = _import_torch()
-    F = torch.nn.functional
-    rng = np.random.default_rng(seed)
     with torch.random.fork_rng():  # the init draws from a seeded global RNG, restored afterwards
         torch.manual_seed(seed)
-        if problem == "logistic":  # lecture 3.6: Linear(2, 1) + sigmoid, BCE on probabilities
-
-            class LogisticRegression(torch.nn.Module):
-                def __init__(self, num_features):
-                    super().__init__()
-                    self.linear = torch.nn.Linear(num_features, 1)
-
-                def forward(self, x):
-                    return torch.sigmoid(self.linear(x))
-
-            X, y = _data.toy_2d() if path is None else _data.load_toy(path)
-            bce = lambda out, t: F.binary_cross_entropy(out, t.view(out.shape))
-            spec = (LogisticRegression(2), bce, models.logistic_regression,
-                    losses.binary_cross_entropy, (_data.standardize(X)[0], y), 0.05)  # fmt: skip
-        elif problem == "linear":  # linear regression with mean squared error
-            X = rng.standard_normal((40, 3))
-            y = X @ np.array([1.5, -2.0, 0.5]) + 0.3 + 0.1 * rng.standard_normal(40)
-            mse = lambda out, t: F.mse_loss(out, t.view(out.shape))
-            spec = (torch.nn.Linear(3, 1), mse, models.linear, losses.mse_loss, (X, y), 0.05)
-        elif problem == "quadratic":  # course22: a*x**2 + b*x + c from 1.1, 1.1, 1.1, l1 loss
-
-            class Quadratic(torch.nn.Module):
-                def __init__(self):
-                    super().__init__()
-                    self.abc = torch.nn.Parameter(torch.tensor([1.1, 1.1, 1.1]))
-
-                def forward(self, x):
-                    return self.abc[0] * x**2 + self.abc[1] * x + self.abc[2]
-
-            spec = (Quadratic(), F.l1_loss, _quad, losses.l1_loss, _data.quadratic_data(), 0.01)
-        elif problem == "mlp":  # a 4-8-1 ReLU MLP, BCE on logits, on a synthetic logistic set
-            net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
-            bce = lambda out, t: F.binary_cross_entropy_with_logits(out, t.view(out.shape))
-            data = _data.synthetic_logistic(n=48, d=4, seed=seed)
-            spec = (net, bce, models.mlp, losses.binary_cross_entropy_with_logits, data, 0.05)
-        else:
-            raise ValueError(f"`problem` must be one of {PROBLEMS}, got {problem!r}.")
-    to_params = (lambda m: m.abc.detach().numpy().copy()) if problem == "quadratic" else None
-    return spec + (to_params,)
+        return _PROBLEMS[problem](torch, path, np.random.default_rng(seed), seed)
 
 
 def compare(
@@ -372,15 +440,17 @@ def compare(
       >>> report.ok, report.torch_losses.shape
       (True, (10, 2))
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {optimizer!r}.")
-    model, t_loss, apply, j_loss, data, default_lr, to_params = _problem(problem, path, seed)
+    _check_arguments(optimizer=optimizer, dtype=dtype, epochs=epochs, batch_size=batch_size,
+                     lr=0.0 if lr is None else lr, momentum=momentum, seed=seed,
+                     tolerance=tolerance)  # before the problem's data draws from `seed`  # fmt: skip
+    p = _problem(problem, path, seed)
     if lr is None:
-        lr = 0.01 if optimizer == "adam" else default_lr
+        lr = 0.01 if optimizer == "adam" else p.lr
     return compare_models(
-        model, t_loss, apply, j_loss, data, epochs=epochs, lr=lr, optimizer=optimizer,
-        momentum=momentum, batch_size=batch_size, seed=seed, shuffle=shuffle,
-        drop_last=drop_last, dtype=dtype, tolerance=tolerance, to_params=to_params, name=problem,
+        p.torch_model, p.torch_loss, p.jax_apply, p.jax_loss, p.data, epochs=epochs, lr=lr,
+        optimizer=optimizer, momentum=momentum, batch_size=batch_size, seed=seed,
+        shuffle=shuffle, drop_last=drop_last, dtype=dtype, tolerance=tolerance,
+        to_params=p.to_params, name=problem,
     )  # fmt: skip
 
 

@@ -377,29 +377,23 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _read_table(
-    path: str | os.PathLike, *, delimiter: str, columns: tuple[str, ...], header: bool, what: str
-) -> np.ndarray:
-    """Read a delimited two-class table into float64 `(n, len(columns))`, labels last."""
+def _read_text(path: str | os.PathLike, *, what: str) -> str:
+    """The file's text; FileNotFoundError or ValueError naming the file otherwise."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"`path` must be a str or os.PathLike; got {type(path).__name__}.")
-    sep = {"\t": "tab", ",": "comma"}.get(delimiter, repr(delimiter))
-    layout = f"{len(columns)} {sep}-separated columns ({', '.join(columns)})"
     try:
         with open(path, encoding="utf-8-sig", newline="") as file:
-            text = file.read()
+            return file.read()
     except FileNotFoundError as err:
         raise FileNotFoundError(
             f"{what} file not found: {os.fspath(path)!r}; check the path."
         ) from err
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"cannot read {what} file {os.fspath(path)!r}: {err}") from err
-    where = f"{what} file {os.fspath(path)!r}"
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=csv.QUOTE_NONE)
-    rows = [(reader.line_num, [c.strip() for c in r]) for r in reader if any(c.strip() for c in r)]
-    if not rows:
-        raise ValueError(f"{where} is empty; expected {layout}.")
 
+
+def _data_rows(rows: list, *, where: str, columns: tuple[str, ...], header: bool, sep: str):
+    """The rows after the header (checked, when the file has one; refused, when it has none)."""
     line, first = rows[0]
     numeric = [_is_number(c) for c in first]
     if header:
@@ -412,15 +406,47 @@ def _read_table(
             raise ValueError(
                 f"{where}, line {line}: header {first}, expected {list(columns)} ({sep}-separated)."
             )
-        rows = rows[1:]
-        if not rows:
+        if len(rows) == 1:
             raise ValueError(f"{where} has a header but no data rows.")
-    elif len(first) > 1 and not any(numeric):
+        return rows[1:]
+    if len(first) > 1 and not any(numeric):
         raise ValueError(
             f"{where}, line {line} looks like a header ({', '.join(first)}); this file has no "
             f"header: delete that line."
         )
+    return rows
 
+
+def _cell(cell: str, *, where: str, line: int, c: int, column: str) -> float:
+    """One cell as a number that float32 holds; the error names the line and the column."""
+    at = f"{where}, line {line}, column {c + 1} ({column})"
+    try:
+        value = float(cell)
+    except ValueError:
+        raise ValueError(f"{at}: {cell!r} is not a number.") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{at}: {cell!r} is not a finite number.")
+    with np.errstate(over="ignore"):
+        too_large = np.isinf(np.float32(value))  # the loaders return float32
+    if too_large:
+        raise ValueError(f"{at}: {cell!r} is beyond float32's range (about ±3.4e38), the "
+                         "loaders' dtype; rescale that column.")  # fmt: skip
+    return value
+
+
+def _read_table(
+    path: str | os.PathLike, *, delimiter: str, columns: tuple[str, ...], header: bool, what: str
+) -> np.ndarray:
+    """Read a delimited two-class table into float64 `(n, len(columns))`, labels last."""
+    text = _read_text(path, what=what)
+    sep = {"\t": "tab", ",": "comma"}.get(delimiter, repr(delimiter))
+    layout = f"{len(columns)} {sep}-separated columns ({', '.join(columns)})"
+    where = f"{what} file {os.fspath(path)!r}"
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=csv.QUOTE_NONE)
+    rows = [(reader.line_num, [c.strip() for c in r]) for r in reader if any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"{where} is empty; expected {layout}.")
+    rows = _data_rows(rows, where=where, columns=columns, header=header, sep=sep)
     data = np.empty((len(rows), len(columns)))
     for r, (line, cells) in enumerate(rows):
         if len(cells) != len(columns):
@@ -429,19 +455,7 @@ def _read_table(
                 f"expected {layout}."
             )
         for c, cell in enumerate(cells):
-            try:
-                value = float(cell)
-            except ValueError:
-                raise ValueError(
-                    f"{where}, line {line}, column {c + 1} ({columns[c]}): "
-                    f"{cell!r} is not a number."
-                ) from None
-            if not math.isfinite(value):
-                raise ValueError(
-                    f"{where}, line {line}, column {c + 1} ({columns[c]}): "
-                    f"{cell!r} is not a finite number."
-                )
-            data[r, c] = value
+            data[r, c] = _cell(cell, where=where, line=line, c=c, column=columns[c])
         if data[r, -1] not in (0.0, 1.0):
             raise ValueError(
                 f"{where}, line {line}: label {cells[-1]!r} is not 0 or 1 (two classes)."
@@ -466,8 +480,8 @@ def load_toy(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
       TypeError: if `path` is not a str or os.PathLike.
       FileNotFoundError: if the file does not exist.
       ValueError: if it cannot be read or is malformed (empty, no or wrong header, wrong
-        column count, a non-numeric or non-finite cell, a label not 0 or 1); the message names
-        the file, the line and the column.
+        column count, a non-numeric or non-finite cell or one beyond float32, a label not 0 or
+        1); the message names the file, the line and the column.
 
     Examples:
       >>> import pathlib, tempfile
@@ -499,8 +513,8 @@ def load_banknote(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
       TypeError: if `path` is not a str or os.PathLike.
       FileNotFoundError: if the file does not exist.
       ValueError: if it cannot be read or is malformed (empty, a header line, wrong column
-        count, a non-numeric or non-finite cell, a label not 0 or 1); the message names the
-        file, the line and the column.
+        count, a non-numeric or non-finite cell or one beyond float32, a label not 0 or 1); the
+        message names the file, the line and the column.
 
     Examples:
       >>> import pathlib, tempfile

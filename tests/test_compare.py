@@ -305,6 +305,34 @@ def test_bad_arguments():
         compare("logistic", batch_size=0)
 
 
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"lr": float("nan")}, ValueError, "`lr` must be a finite number >= 0, got nan."),
+        ({"lr": -1.0}, ValueError, "`lr` must be a finite number >= 0, got -1.0."),
+        ({"lr": "0.1"}, TypeError, "`lr` must be a number >= 0, got str '0.1'."),
+        ({"momentum": -0.9}, ValueError, "`momentum` must be a finite number >= 0, got -0.9."),
+        ({"tolerance": float("inf")}, ValueError, "`tolerance` must be a finite number >= 0"),
+        ({"seed": -1}, ValueError, "`seed` must be an integer >= 0, got -1."),
+        ({"seed": 2**64}, ValueError, "`seed` must be at most 2\\*\\*64 - 1"),
+        ({"seed": 1.0}, TypeError, "`seed` must be an integer >= 0, got float 1.0."),
+    ],
+)
+def test_bad_numbers_are_refused_naming_the_argument(options, error, message):
+    """Refused before torch sees them (its own words name no argument: "Invalid learning rate")."""
+    with pytest.raises(error, match=message):
+        compare("linear", epochs=1, **options)
+    net = torch.nn.Linear(3, 1)
+    with pytest.raises(error, match=message):
+        compare_models(net, F.mse_loss, models.linear, losses.mse_loss,
+                       (np.zeros((4, 3)), np.zeros(4)), epochs=1, **{"lr": 0.1, **options})  # fmt: skip
+
+
+def test_the_largest_seed_is_accepted():
+    r = compare("linear", epochs=1, seed=2**64 - 1)
+    assert r.ok and r.orders.shape == (1, 40)
+
+
 def test_missing_torch_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r'pip install "jaxgd\[torch\]"'):

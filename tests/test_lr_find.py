@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import jaxgd
-from jaxgd.lr_find import RULES, LRFindResult, learning_rates, lr_find, suggest
+from jaxgd.lr_finder import RULES, LRFindResult, learning_rates, lr_find, suggest
 
 
 def linear_loss(w, x, y):

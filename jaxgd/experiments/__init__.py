@@ -1,8 +1,10 @@
 """The lectures' experiments, one module each, found by name.
 
 Every module here that does not start with an underscore is an experiment: it defines
-`DESCRIPTION` (one line) and `run(*, out_dir=None, quick=False, **options) -> dict`, which returns
-JSON-ready results and, given `out_dir`, writes `results.json` and its plots there.
+`DESCRIPTION` (one line), `Options` (a frozen dataclass of `_options.option` fields: each option's
+default, help and toy-size value, written once) and `run(*, out_dir=None, quick=False, **options)
+-> dict`, which returns JSON-ready results and, given `out_dir`, writes `results.json` and its
+plots there (`_output.results_folder`: the whole set or none).
 """
 
 import importlib

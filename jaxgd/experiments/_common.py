@@ -1,9 +1,7 @@
-"""What every experiment shares: atomic result files, headless plots and an optional progress bar.
+"""What every experiment shares: JSON-ready results, headless plots and an optional progress bar.
 
-* `save` writes the PNGs and `results.json` so that an interruption (Ctrl-C) leaves complete files
-  or none: every figure is rendered in memory first, then all files are written, each through a
-  temporary file and an atomic rename, with SIGINT held back until the last one is in place.
-* `prepare_out_dir` checks that the output folder can be written before any training starts.
+* An experiment's options are a dataclass of `_options.option(...)` fields (`_options`), and its
+  result folder is reserved and written by `_output.results_folder` (complete or absent).
 * `fit` is `jaxgd.fit` plus the progress reporter that the `jaxgd` command installs with
   `reporting` when it shows a progress bar: the run then goes in compiled chunks of epochs and
   reports between them (which also lets Ctrl-C stop it between chunks). Without a reporter it
@@ -12,25 +10,17 @@
 
 import contextlib
 import contextvars
-import io
-import json
 import math
-import os
-import signal
-import tempfile
-import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "to_json",
-    "atomic_write_bytes",
-    "prepare_out_dir",
-    "save",
     "pyplot",
+    "close_figure",
     "figure_dpi",
+    "figure_dpi_now",
     "reporting",
     "fit",
     "timed_fit",
@@ -57,118 +47,6 @@ def to_json(value):
     return value
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes `data` to `path` so that the file is either complete or absent (rename is atomic)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def prepare_out_dir(out_dir) -> Path | None:
-    """Creates `out_dir` if needed and checks that a file can be written there.
-
-    Call it before training, so that a bad `--out` fails in a second, not after the run.
-
-    Args:
-      out_dir: a folder path, or None (nothing will be written).
-
-    Returns:
-      The folder as a `Path`, or None.
-
-    Raises:
-      OSError: `out_dir` cannot be created or written; the message names it and the reason.
-
-    Examples:
-      >>> import pathlib, tempfile
-      >>> with tempfile.TemporaryDirectory() as tmp:
-      ...     print(prepare_out_dir(pathlib.Path(tmp) / "a" / "b").is_dir())
-      True
-    """
-    if out_dir is None:
-        return None
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".jaxgd-write-test.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        reason = err.strerror or str(err)
-        raise OSError(
-            err.errno,
-            f"cannot write results to {os.fspath(out)!r} ({reason}); choose another folder",
-        ) from None
-    return out
-
-
-@contextlib.contextmanager
-def _sigint_held():
-    """Holds SIGINT back until the block ends (main thread only), then raises KeyboardInterrupt."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-
-def save(out_dir, results: dict, figures: dict | None = None) -> dict:
-    """Writes each figure as `<name>.png` and then `results.json` into `out_dir`, atomically.
-
-    The figures are rendered in memory first; then every file is written through a temporary
-    file and a rename, with Ctrl-C held back until all are in place: an interrupted `save`
-    leaves the previous files or all the new ones, never a partial file.
-
-    Args:
-      out_dir: the folder (created if needed), or None to write nothing.
-      results: JSON-ready results (arrays are converted).
-      figures: `{name: matplotlib Figure}`; each is closed after rendering.
-
-    Returns:
-      `results` converted to plain Python, with `"files"` listing what was written.
-    """
-    results = to_json(results)
-    figures = dict(figures or {})
-    if out_dir is None:
-        for fig in figures.values():
-            _close(fig)
-        return results
-    out = prepare_out_dir(out_dir)
-    rendered = {}
-    for name, fig in figures.items():
-        buffer = io.BytesIO()
-        try:
-            fig.savefig(buffer, format="png", dpi=_dpi.get(), bbox_inches="tight")
-        finally:
-            _close(fig)
-        rendered[f"{name}.png"] = buffer.getvalue()
-    results["files"] = list(rendered) + ["results.json"]
-    rendered["results.json"] = json.dumps(results, indent=2).encode()
-    with _sigint_held():
-        for name, data in rendered.items():  # results.json last: its presence means "complete".
-            atomic_write_bytes(out / name, data)
-    return results
-
-
-def _close(fig):
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
 def pyplot():
     """matplotlib.pyplot on the headless Agg backend (a clear ImportError without the extra)."""
     try:
@@ -179,6 +57,18 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def close_figure(fig) -> None:
+    """Closes a matplotlib figure (frees its memory; pyplot keeps every open figure)."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def figure_dpi_now() -> int:
+    """The resolution figures are saved at: `DPI`, or what an enclosing `figure_dpi` set."""
+    return _dpi.get()
 
 
 @contextlib.contextmanager

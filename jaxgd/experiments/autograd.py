@@ -12,44 +12,56 @@ The plot shows the loss as a function of w with the tangent at w = 0.23, whose s
 and the per-example gradients around their mean.
 """
 
+import dataclasses
+
 import jax
 import numpy as np
 
 from jaxgd import autograd, data, losses, models
 from jaxgd.experiments import _common
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
 
 DESCRIPTION = "autograd: one-example logistic regression (loss 0.5199), x^2, per-example gradients"
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    w: float = 0.23,  # weight of the notes' one neuron
-    b: float = 0.1,  # its bias
-    x: float = 1.23,  # the one input
-    y: float = 1.0,  # the one target (class 1)
-    seed: int = 1,  # PRNG seed of the per-example part's initial params (linear_init, torch init)
-) -> dict:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run autograd --help` lists them)."""
+
+    w: float = option(0.23, "weight of the notes' one neuron (the gradient and tangent are at w)")
+    b: float = option(0.1, "its bias")
+    x: float = option(1.23, "the one input")
+    y: float = option(1.0, "the one target (class 1)")
+    seed: int = option(1, "PRNG seed of the per-example part's initial params (linear_init, "
+                       "torch init)")  # fmt: skip
+    curve_points: int = option(200, "points on the plotted loss curve (the numbers do not "
+                               "depend on it)", quick=50)  # fmt: skip
+
+
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Runs the autograd examples.
 
     Args:
       out_dir: folder for `results.json` and `autograd.png`, or None.
-      quick: fewer points on the plotted curve (the numbers are the same).
-      w: the weight at which the gradient is taken (and the tangent drawn).
-      b: the bias.
-      x: the input.
-      y: the target, 0 or 1.
-      seed: seed of the per-example part's initial parameters.
+      quick: toy size: each option's quick value (fewer curve points), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       The numbers above, under "summary".
     """
-    _common.prepare_out_dir(out_dir)
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _run(o: Options) -> tuple[dict, dict]:
+    """The results and the figures of one run."""
+    w, b, x, y = o.w, o.b, o.x, o.y
     X, labels = data.toy_2d()
     X, _, _ = data.standardize(X)
-    params = models.linear_init(key=jax.random.key(seed), in_features=2)
-    ws = np.linspace(w - 3.0, w + 3.0, 50 if quick else 200, dtype=np.float32)
+    params = models.linear_init(key=jax.random.key(o.seed), in_features=2)
+    ws = np.linspace(w - 3.0, w + 3.0, o.curve_points, dtype=np.float32)
     # One compiled program for all the numbers (op-by-op JAX would compile every operation).
     n = _numbers(w, b, x, y, params, X, labels, ws)
     neuron = n["neuron"]
@@ -79,7 +91,7 @@ def run(
     }
     results = {
         "experiment": "autograd",
-        "options": {"w": w, "b": b, "x": x, "y": y, "seed": seed},
+        "options": as_dict(o),
         "summary": summary,
         "per_example_grads": {"w": per_example["w"], "b": per_example["b"]},
         "batch_grad": batch_grad,
@@ -87,7 +99,7 @@ def run(
     }
     figures = {"autograd": _plot(neuron, w=w, b=b, x=x, y=y, ws=ws, curve=n["curve"],
                                  per_example=per_example, batch_grad=batch_grad)}  # fmt: skip
-    return _common.save(out_dir, results, figures)
+    return results, figures
 
 
 def bce_loss(params, x, y):

@@ -10,39 +10,42 @@ The split here is a permutation from `seed` (not torch's), standardized with the
 part's mean and std.
 """
 
+import dataclasses
+
 import jax
 import numpy as np
 
 from jaxgd import data as datasets
 from jaxgd import models
 from jaxgd.experiments import _common
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
 from jaxgd.experiments.logistic import _ACCURACY, bce_loss  # lecture 3.6's model and loss
 
 DESCRIPTION = "unit 3 exercise: banknote logistic regression, 1097/275 split, about 98 % accuracy"
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    data: str | None = None,  # path of the banknote CSV; None: the built-in synthetic set
-    train_size: int = 1097,  # examples in the training part; the rest validate (275 of 1372)
-    epochs: int = 2,  # passes over the training part, as the exercise
-    batch_size: int = 10,  # examples per update, as the exercise's DataLoader
-    lr: float = 0.5,  # learning rate of plain SGD, as the exercise
-    seed: int = 1,  # PRNG seed of the split, the initial params and the shuffling
-) -> dict:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run banknote --help` lists them)."""
+
+    data: str | None = option(None, "path of the banknote CSV (headerless: 4 features, a 0/1 "
+                              "label); None: the built-in synthetic set")  # fmt: skip
+    train_size: int = option(1097, "examples in the training part; the rest validate (275 of "
+                             "1372)")  # fmt: skip
+    epochs: int = option(2, "passes over the training part, as the exercise", quick=1)
+    batch_size: int = option(10, "examples per update, as the exercise's DataLoader")
+    lr: float = option(0.5, "learning rate of plain SGD, as the exercise")
+    seed: int = option(1, "PRNG seed of the split, the initial params and the shuffling")
+
+
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Trains logistic regression on the banknote data and reports train and validation accuracy.
 
     Args:
       out_dir: folder for `results.json` and `banknote.png`, or None.
-      quick: 1 epoch.
-      data: path of a headerless CSV with 4 features and a 0/1 label, or None.
-      train_size: the size of the training part (>= 1, < the number of examples).
-      epochs: the number of epochs.
-      batch_size: the mini-batch size.
-      lr: the learning rate.
-      seed: seed of the split, the initial parameters and the per-epoch shuffling.
+      quick: toy size: each option's quick value (1 epoch), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       Final training loss, training and validation accuracy, per-epoch curves and the
@@ -51,24 +54,37 @@ def run(
     Raises:
       FileNotFoundError, ValueError: `data` cannot be read, or `train_size` does not split it.
     """
-    _common.prepare_out_dir(out_dir)
-    epochs = 1 if quick else epochs
-    X, y = datasets.synthetic_banknote() if data is None else datasets.load_banknote(data)
-    if isinstance(train_size, bool) or not isinstance(train_size, int):
-        raise TypeError(f"`train_size` must be an int, got {train_size!r}.")
-    if not 0 < train_size < len(y):
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _split_sizes(o: Options, n: int) -> None:
+    """Refuses a `train_size` that leaves no training or no validation example."""
+    where = "the built-in set" if o.data is None else f"{o.data!r}"
+    if n < 2:
+        raise ValueError(f"the banknote data ({where}) has {n} example; the split needs at least "
+                         "2, one to train and one to validate.")  # fmt: skip
+    if not 0 < o.train_size < n:
         raise ValueError(
-            f"`train_size` must be between 1 and {len(y) - 1} for {len(y)} examples, got "
-            f"{train_size}; the rest of the examples validate."
+            f"`train_size` must be between 1 and {n - 1} for {n} examples, got "
+            f"{o.train_size}; the rest of the examples validate."
         )
-    split_key, init_key, shuffle_key = jax.random.split(jax.random.key(seed), 3)
+
+
+def _run(o: Options) -> tuple[dict, dict]:
+    """The results and the figures of one run."""
+    data, train_size = o.data, o.train_size
+    X, y = datasets.synthetic_banknote() if data is None else datasets.load_banknote(data)
+    _split_sizes(o, len(y))
+    split_key, init_key, shuffle_key = jax.random.split(jax.random.key(o.seed), 3)
     order = np.asarray(jax.random.permutation(split_key, len(y)))
     train, val = order[:train_size], order[train_size:]
     X_train, mean, std = datasets.standardize(X[train])  # the training part's statistics
     X_val, _, _ = datasets.standardize(X[val], mean=mean, std=std)
     params = models.linear_init(key=init_key, in_features=X.shape[1])
-    r = _common.fit(bce_loss, params, (X_train, y[train]), epochs=epochs, optimizer=lr,
-                    batch_size=batch_size, key=shuffle_key, val_data=(X_val, y[val]),
+    r = _common.fit(bce_loss, params, (X_train, y[train]), epochs=o.epochs, optimizer=o.lr,
+                    batch_size=o.batch_size, key=shuffle_key, val_data=(X_val, y[val]),
                     metrics=_ACCURACY, label="banknote")  # fmt: skip
     summary = {
         "data": "built-in synthetic banknote" if data is None else str(data),
@@ -80,14 +96,7 @@ def run(
     }
     results = {
         "experiment": "banknote",
-        "options": {
-            "data": data,
-            "train_size": train_size,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "seed": seed,
-        },  # fmt: skip
+        "options": as_dict(o),
         "summary": summary,
         "train_accuracy": r.train_metrics["accuracy"][-1],
         "val_accuracy": r.val_metrics["accuracy"][-1],
@@ -95,7 +104,7 @@ def run(
         "params": r.params,
         "standardization": {"mean": mean, "std": std},
     }
-    return _common.save(out_dir, results, {"banknote": _plot(r)})
+    return results, {"banknote": _plot(r)}
 
 
 def _plot(r):

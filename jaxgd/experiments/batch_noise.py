@@ -14,20 +14,32 @@ initial parameters and at the parameters after full-batch training (where G is n
 noise is not: why SGD jitters around the minimum).
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxgd.data import load_banknote, standardize, synthetic_banknote
 from jaxgd.experiments import _common
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
 
 DESCRIPTION = "mini-batch gradient noise: unbiased mean, variance sigma^2/m (n-m)/(n-1), measured"
 
-SEED = 0  # seeds the synthetic banknotes and the sampled batches
-SAMPLES = 4000  # batches drawn per batch size, without replacement (quick: 1000)
 TRAIN_EPOCHS = 100  # full-batch GD epochs before the "trained" measurement
 TRAIN_LR = 0.5  # their learning rate (standardized features: the loss's curvature is < 1)
 CHUNK = 250  # batches whose running sums are held in memory at once (memory, not results)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run batch_noise --help` lists them)."""
+
+    path: str | None = option(None, "the real UCI banknote file; None: synthetic_banknote")
+    seed: int = option(0, "seeds the synthetic data and the sampled batches")
+    samples: int = option(4000, "batches drawn per batch size, without replacement",
+                          quick=1000)  # fmt: skip
 
 
 def example_loss(params, x, y):
@@ -84,32 +96,29 @@ def measure(g: np.ndarray, orders: np.ndarray, sizes: list[int]) -> dict:
     return {"full_grad_norm": float(np.linalg.norm(full)), "sigma2": sigma2, "rows": table}
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    path: str | None = None,  # the real UCI banknote file; default: synthetic_banknote
-    seed: int = SEED,  # seeds the synthetic data and the sampled batches
-    samples: int | None = None,  # batches drawn per batch size (None: 4000; quick: 1000)
-) -> dict:
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Measures the noise at the initial and the trained parameters; see the module doc.
 
     Args:
       out_dir: where to write `results.json` and `batch_noise.png` (None: nothing written).
-      quick: fewer batches per size (1000), for the smoke test.
-      path: the real UCI banknote file (`jaxgd.data.load_banknote`); default: the synthetic one.
-      seed: seeds the synthetic data and the batches.
-      samples: batches per size (default `SAMPLES`).
+      quick: toy size: each option's quick value (1000 batches per size), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       A JSON-ready dict: `table`, one row per point ("init", "trained") and batch size m with
       the variance in theory and measured, their relative error and z-score (in standard
       errors of the measurement), and the error of the batches' mean against its expected size;
       `points` with sigma^2 and |G| at each point; `summary` with the largest |z| and relative
-      error over all m < n.
+      error over all m < n; `options`.
     """
-    _common.prepare_out_dir(out_dir)
-    samples = samples if samples is not None else (1000 if quick else SAMPLES)
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _run(o: Options):
+    """The results, and a function that makes the figures."""
+    path, seed, samples = o.path, o.seed, o.samples
     X, y = load_banknote(path) if path is not None else synthetic_banknote(seed=seed)
     X, _, _ = standardize(X)
     n = X.shape[0]
@@ -136,9 +145,9 @@ def run(
         "max |rel error|": max(abs(row["rel_error"]) for row in below_n),
         "max var at m = n": max(row["var_measured"] for row in table if row["m"] == n),
     }
-    results = {"summary": summary, "table": table, "points": points, "batch_sizes": sizes}
-    figures = {} if out_dir is None else {"batch_noise": _plot(results)}
-    return _common.save(out_dir, results, figures)
+    results = {"summary": summary, "table": table, "points": points, "batch_sizes": sizes,
+               "options": as_dict(o)}  # fmt: skip
+    return results, lambda: {"batch_noise": _plot(results)}
 
 
 def _plot(results):

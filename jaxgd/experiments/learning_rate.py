@@ -9,15 +9,29 @@ and reports it (`result.diverged`, `result.diverged_epoch`): divergence is a res
 The three runs share one compiled program (a learning rate given as a number is a traced value).
 """
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 
 from jaxgd import data, losses, models
 from jaxgd.experiments import _common
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
 
 DESCRIPTION = "learning rate too small / good / too large on the quadratic; divergence reported"
 
 _NAMES = ("too small", "good", "too large")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run learning_rate --help` lists them)."""
+
+    lrs: tuple[float, ...] = option((0.001, 0.1, 0.5), "learning rates, non-negative: too "
+                                    "small, good, too large for this problem")  # fmt: skip
+    epochs: int = option(100, "full-batch steps of each run", quick=40)
+    start: float = option(1.1, "initial a = b = c, as the quadratic experiment")
 
 
 def quad_mse(abc, x, y):
@@ -25,35 +39,30 @@ def quad_mse(abc, x, y):
     return losses.mse_loss(models.quad(abc[0], abc[1], abc[2], x), y)
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    lrs: tuple[float, ...] = (0.001, 0.1, 0.5),  # too small, good, too large for this problem
-    epochs: int = 100,  # full-batch steps of each run
-    start: float = 1.1,  # initial a = b = c, as the quadratic experiment
-) -> dict:
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Runs gradient descent at each learning rate and plots the loss curves and fits.
 
     Args:
       out_dir: folder for `results.json` and `learning_rate.png`, or None.
-      quick: 40 steps (the default too-large rate still diverges, at epoch 34).
-      lrs: the learning rates, non-negative; three of them are named too small, good and too
-        large in that order.
-      epochs: the number of full-batch steps.
-      start: the initial value of a, b and c.
+      quick: toy size: each option's quick value (40 steps: the default too-large rate still diverges, at epoch 34), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       For each learning rate: the last finite loss, whether and at which epoch it diverged, and
       the loss curve.
     """
-    _common.prepare_out_dir(out_dir)
-    epochs = 40 if quick else epochs
-    lrs = tuple(lrs)
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _run(o: Options) -> tuple[dict, dict]:
+    """The results and the figures of one run."""
+    lrs, epochs = o.lrs, o.epochs
     if not lrs:
         raise ValueError("`lrs` must hold at least one learning rate, e.g. --lrs 0.001,0.1,0.5.")
     x, y = data.quadratic_data()
-    abc = jnp.full((3,), start, jnp.float32)
+    abc = jnp.full((3,), o.start, jnp.float32)
     names = _NAMES if len(lrs) == 3 else tuple(f"lr={lr:g}" for lr in lrs)
     rows, runs = [], {}
     for name, lr in zip(names, lrs, strict=True):
@@ -74,12 +83,12 @@ def run(
                       "diverged_epoch": r.diverged_epoch, "diverged_update": r.diverged_update}  # fmt: skip
     results = {
         "experiment": "learning_rate",
-        "options": {"lrs": list(lrs), "epochs": epochs, "start": start},
+        "options": as_dict(o),
         "table": rows,
         "summary": {"first loss (MSE)": float(np.mean((1.1 * (x**2 + x + 1) - y) ** 2))},
         "runs": runs,
     }
-    return _common.save(out_dir, results, {"learning_rate": _plot(x, y, runs, epochs)})
+    return results, {"learning_rate": _plot(x, y, runs, epochs)}
 
 
 def _plot(x, y, runs, epochs):

@@ -7,6 +7,8 @@ stand-in with the file's class means and spreads); `data=PATH` reads the lecture
 file (`x1 x2 label`) with `data.load_toy`.
 """
 
+import dataclasses
+
 import jax
 import numpy as np
 
@@ -14,10 +16,25 @@ import jaxgd
 from jaxgd import data as datasets
 from jaxgd import losses, models
 from jaxgd.experiments import _common
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
 
 DESCRIPTION = "lecture 3.6: logistic regression on a 2-D toy set, curve, accuracy, boundary"
 
 _ACCURACY = {"accuracy": jaxgd.binary_accuracy(models.logistic_regression)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run logistic --help` lists them)."""
+
+    data: str | None = option(None, "path of the lecture's toy file (tab-separated, header "
+                              "`x1 x2 label`); None: the built-in toy_2d set")  # fmt: skip
+    epochs: int = option(20, "passes over the data, as the lecture", quick=3)
+    batch_size: int = option(10, "examples per update, as the lecture's DataLoader")
+    lr: float = option(0.05, "learning rate of plain SGD, as the lecture's torch.optim.SGD")
+    seed: int = option(1, "PRNG seed of the initial params (torch's nn.Linear init) and of the "
+                       "shuffling")  # fmt: skip
 
 
 def bce_loss(params, x, y):
@@ -25,26 +42,13 @@ def bce_loss(params, x, y):
     return losses.binary_cross_entropy(models.logistic_regression(params, x), y)
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    data: str | None = None,  # path of the lecture's toy file; None: the built-in toy_2d set
-    epochs: int = 20,  # passes over the data, as the lecture
-    batch_size: int = 10,  # examples per update, as the lecture's DataLoader
-    lr: float = 0.05,  # learning rate of plain SGD, as the lecture's torch.optim.SGD
-    seed: int = 1,  # PRNG seed of the initial params (torch's nn.Linear init) and of the shuffling
-) -> dict:
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Trains logistic regression and plots the training curve and the decision boundary.
 
     Args:
       out_dir: folder for `results.json` and `logistic.png`, or None.
-      quick: 3 epochs.
-      data: path of a tab-separated file with the header `x1 x2 label`, or None.
-      epochs: the number of epochs.
-      batch_size: the mini-batch size.
-      lr: the learning rate.
-      seed: seed of the initial parameters and of the per-epoch shuffling.
+      quick: toy size: each option's quick value (3 epochs), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       The final training loss and accuracy, per-epoch curves and the learned parameters
@@ -53,13 +57,19 @@ def run(
     Raises:
       FileNotFoundError, ValueError: `data` cannot be read (see `jaxgd.data.load_toy`).
     """
-    _common.prepare_out_dir(out_dir)
-    epochs = 3 if quick else epochs
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _run(o: Options) -> tuple[dict, dict]:
+    """The results and the figures of one run."""
+    data = o.data
     X, y = datasets.toy_2d() if data is None else datasets.load_toy(data)
     X, mean, std = datasets.standardize(X)  # lecture 3.6 standardizes with the population std
-    init_key, shuffle_key = jax.random.split(jax.random.key(seed))
+    init_key, shuffle_key = jax.random.split(jax.random.key(o.seed))
     params = models.linear_init(key=init_key, in_features=2)
-    r = _common.fit(bce_loss, params, (X, y), epochs=epochs, optimizer=lr, batch_size=batch_size,
+    r = _common.fit(bce_loss, params, (X, y), epochs=o.epochs, optimizer=o.lr, batch_size=o.batch_size,
                     key=shuffle_key, metrics=_ACCURACY, label="logistic")  # fmt: skip
     accuracy = r.train_metrics["accuracy"]
     summary = {
@@ -72,13 +82,7 @@ def run(
     }
     results = {
         "experiment": "logistic",
-        "options": {
-            "data": data,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "seed": seed,
-        },  # fmt: skip
+        "options": as_dict(o),
         "summary": summary,
         "batch_losses": r.losses,
         "train_loss": r.train_loss,
@@ -86,7 +90,7 @@ def run(
         "params": r.params,
         "standardization": {"mean": mean, "std": std},
     }
-    return _common.save(out_dir, results, {"logistic": _plot(X, y, r)})
+    return results, {"logistic": _plot(X, y, r)}
 
 
 def _plot(X, y, r):

@@ -8,29 +8,42 @@ the learning rate (log axis) with fastai's four suggestions marked ("valley", fa
 it shows where each suggestion sits against the learning rates that train best.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxgd.data import digits_3_vs_7
 from jaxgd.experiments import _common
-from jaxgd.lr_find import RULES, lr_find
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
+from jaxgd.lr_finder import RULES, lr_find
 from jaxgd.sweeps import sweep
 
 DESCRIPTION = (
     "lr_find on digits 3 vs 7: the range-test curve, its suggestions, their spread over seeds"
 )
 
-SEED = 0  # splits the digits and seeds the range tests' shuffles
-SEEDS = 8  # range tests run at once (one shuffle each): the run-to-run spread (quick: 3)
-BATCH_SIZE = 32  # mini-batch size (289 training images: 9 full batches per epoch)
 MIN_LR = 1e-7  # first learning rate of the range test (fastai's default)
 MAX_LR = 10.0  # last one (fastai's default)
-NUM_STEPS = 100  # most steps of the range test (fastai's default)
 SMOOTHING = 0.98  # beta of the loss's moving average (fastai's default)
 DIVERGE_FACTOR = 4.0  # stop when the smoothed loss exceeds 4x its minimum (fastai's default)
-CHECK_LRS = np.geomspace(1e-3, 30.0, 16)  # the checking sweep's learning rates (quick: 6)
-CHECK_EPOCHS = 5  # epochs each of them trains (quick: 2)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run lr_find --help` lists them)."""
+
+    seed: int = option(0, "splits the digits and seeds the range tests' shuffles")
+    seeds: int = option(8, "range tests run at once (one shuffle each): the run-to-run spread",
+                        quick=3)  # fmt: skip
+    batch_size: int = option(32, "mini-batch size of the range test and of the check (289 "
+                             "training images: 9 full batches per epoch)")  # fmt: skip
+    num_steps: int = option(100, "most steps of the range test (fastai's default)")
+    check_points: int = option(16, "learning rates of the checking sweep, from 1e-3 to 30",
+                               quick=6)  # fmt: skip
+    check_epochs: int = option(5, "epochs each of them trains", quick=2)
 
 
 def example_loss(params, x, y):
@@ -43,35 +56,30 @@ def accuracy(params, x, y):
     return ((x @ params["w"] + params["b"] > 0) == (y > 0.5)).astype(jnp.float32)
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    seed: int = SEED,  # splits the digits and seeds the shuffles
-    seeds: int | None = None,  # range tests at once, one shuffle each (None: 8; quick: 3)
-    batch_size: int = BATCH_SIZE,  # mini-batch size of the range test and of the check
-    num_steps: int = NUM_STEPS,  # most steps of the range test
-) -> dict:
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Runs the range test over `seeds` shuffles and the checking sweep; see the module doc.
 
     Args:
       out_dir: folder for `results.json` and `lr_find.png`, or None.
-      quick: 3 seeds and a check of 6 learning rates for 2 epochs.
-      seed: splits the digits and seeds the shuffles.
-      seeds: how many range tests run at once (default 8).
-      batch_size: mini-batch size.
-      num_steps: the most steps of each range test.
+      quick: toy size: each option's quick value (3 seeds and a check of 6 learning rates for 2
+        epochs), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       A JSON-ready dict: `table` (each seed's steps and suggestions), seed 0's `curve`,
       `suggestion` (rule "valley") and `suggestions`, the `spread` of each rule over the seeds,
-      the `check` sweep's final training loss and test accuracy per learning rate, and a
-      `summary`.
+      the `check` sweep's final training loss and test accuracy per learning rate, a `summary`
+      and the `options`.
     """
-    _common.prepare_out_dir(out_dir)
-    seeds = seeds if seeds is not None else (3 if quick else SEEDS)
-    check_lrs = np.geomspace(1e-3, 30.0, 6) if quick else CHECK_LRS
-    check_epochs = 2 if quick else CHECK_EPOCHS
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _run(o: Options):
+    """The results, and a function that makes the figures."""
+    seed, seeds, batch_size, num_steps = o.seed, o.seeds, o.batch_size, o.num_steps
+    check_lrs, check_epochs = np.geomspace(1e-3, 30.0, o.check_points), o.check_epochs
     X, y, X_test, y_test = digits_3_vs_7(seed=seed)
     params = {"w": jnp.zeros(X.shape[1]), "b": jnp.zeros(())}  # logistic regression, from 0
     keys = jax.random.split(jax.random.key(seed), seeds)
@@ -112,6 +120,7 @@ def run(
         for k, t in enumerate(tests)
     ]
     results = {
+        "options": as_dict(o),
         "summary": summary,
         "table": table,
         "rule": first.rule,
@@ -131,8 +140,7 @@ def run(
             "diverged": check.diverged,
         },
     }
-    figures = {} if out_dir is None else {"lr_find": _plot(tests, results)}
-    return _common.save(out_dir, results, figures)
+    return results, lambda: {"lr_find": _plot(tests, results)}
 
 
 def _plot(tests, results):

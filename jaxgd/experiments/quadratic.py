@@ -10,14 +10,29 @@ update = -lr * trace), and it prints 2.40, 2.36, 2.30, ... The textbook loop zer
 plain gradient descent, `optimizer=lr`, which moves much more slowly at this learning rate.
 """
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from jaxgd import data, losses, models
 from jaxgd.experiments import _common
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
 
 DESCRIPTION = "course22 quadratic: MAE, GD from a=b=c=1.1, accumulated vs zeroed gradients"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run quadratic --help` lists them)."""
+
+    lr: float = option(0.01, "the notebook's learning rate")
+    epochs: int = option(10, "gradient steps (full batch: one per epoch), as the notebook's loop",
+                         quick=3)  # fmt: skip
+    start: float = option(1.1, "initial a = b = c, as the notebook's "
+                          "`abc = torch.tensor([1.1,1.1,1.1])`")  # fmt: skip
 
 
 def quad_mae(abc, x, y):
@@ -25,40 +40,36 @@ def quad_mae(abc, x, y):
     return losses.l1_loss(models.quad(abc[0], abc[1], abc[2], x), y)
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    lr: float = 0.01,  # the notebook's learning rate
-    epochs: int = 10,  # gradient steps (full batch: one per epoch), as the notebook's loop
-    start: float = 1.1,  # initial a = b = c, as the notebook's `abc = torch.tensor([1.1,1.1,1.1])`
-) -> dict:
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Runs both loops and plots the data, the fits and the loss curves.
 
     Args:
       out_dir: folder for `results.json` and `quadratic.png`, or None.
-      quick: 3 steps instead of `epochs`.
-      lr: the learning rate.
-      epochs: the number of full-batch gradient steps.
-      start: the initial value of a, b and c.
+      quick: toy size: each option's quick value (3 steps), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       The first loss, each loop's losses (before each step) and final parameters.
     """
-    _common.prepare_out_dir(out_dir)
-    epochs = 3 if quick else epochs
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _run(o: Options) -> tuple[dict, dict]:
+    """The results and the figures of one run."""
     x, y = data.quadratic_data()  # 20 points, float32
-    abc = jnp.full((3,), start, jnp.float32)
+    abc = jnp.full((3,), o.start, jnp.float32)
     first = jnp.mean(jnp.abs(models.quad(abc[0], abc[1], abc[2], x) - y))
     loops = {
         # The notebook's loop: gradients accumulate, so each step uses their running sum.
-        "accumulated": optax.sgd(lr, momentum=1.0),
+        "accumulated": optax.sgd(o.lr, momentum=1.0),
         # Gradients zeroed after each step: plain gradient descent, abc <- abc - lr * grad.
-        "zeroed": lr,
+        "zeroed": o.lr,
     }
     fits = {}
     for name, optimizer in loops.items():
-        r = _common.fit(quad_mae, abc, (x, y), epochs=epochs, optimizer=optimizer,
+        r = _common.fit(quad_mae, abc, (x, y), epochs=o.epochs, optimizer=optimizer,
                         label=f"quadratic: {name}")  # fmt: skip
         fits[name] = {
             "losses": r.losses[:, 0],  # the loss each step printed, before its update
@@ -73,13 +84,13 @@ def run(
         summary[f"{name}: a, b, c"] = ", ".join(f"{v:.4f}" for v in np.asarray(f["abc"]))
     results = {
         "experiment": "quadratic",
-        "options": {"lr": lr, "epochs": epochs, "start": start},
+        "options": as_dict(o),
         "summary": summary,
         "first_loss": first,
         "fits": fits,
         "data": {"x": x, "y": y},
     }
-    return _common.save(out_dir, results, {"quadratic": _plot(x, y, start, fits, lr)})
+    return results, {"quadratic": _plot(x, y, o.start, fits, o.lr)}
 
 
 def _plot(x, y, start, fits, lr):

@@ -7,13 +7,29 @@ More terms bend the fit more: the final loss falls as k grows (on training data,
 points let a large k overfit).
 """
 
+import dataclasses
+
 import jax
 import numpy as np
 
 from jaxgd import data, losses, models
 from jaxgd.experiments import _common
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
 
 DESCRIPTION = "course22: sums of k ReLUs fitted by GD to the quadratic's data; loss falls with k"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run relu --help` lists them)."""
+
+    ks: tuple[int, ...] = option((1, 2, 4, 8, 16, 32), "numbers of rectified linear terms to "
+                                 "compare", quick=(1, 2))  # fmt: skip
+    lr: float = option(0.01, "learning rate of plain gradient descent")
+    epochs: int = option(2000, "full-batch steps per fit (20 points: one step per epoch)",
+                         quick=100)  # fmt: skip
+    seed: int = option(0, "PRNG seed of every fit's initial slopes and intercepts")
 
 
 def relu_mae(params, x, y):
@@ -21,52 +37,45 @@ def relu_mae(params, x, y):
     return losses.l1_loss(models.relu_sum(params, x), y)
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    ks: tuple[int, ...] = (1, 2, 4, 8, 16, 32),  # numbers of rectified linear terms to compare
-    lr: float = 0.01,  # learning rate of plain gradient descent
-    epochs: int = 2000,  # full-batch steps per fit (20 points: one step per epoch)
-    seed: int = 0,  # PRNG seed of every fit's initial slopes and intercepts
-) -> dict:
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Fits one sum of k ReLUs per k and plots the fits and their final losses.
 
     Args:
       out_dir: folder for `results.json` and `relu.png`, or None.
-      quick: k = 1, 2 and 100 steps.
-      ks: the values of k, positive ints.
-      lr: the learning rate.
-      epochs: the number of full-batch gradient steps.
-      seed: seed of the initial parameters (`relu_sum_init`, torch's uniform init).
+      quick: toy size: each option's quick value (k = 1, 2 and 100 steps), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       The final mean absolute error for each k (falling with k), and each fit's parameters.
     """
-    _common.prepare_out_dir(out_dir)
-    if quick:
-        ks, epochs = (1, 2), 100
-    ks = tuple(ks)
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _run(o: Options) -> tuple[dict, dict]:
+    """The results and the figures of one run."""
+    ks, epochs = o.ks, o.epochs
     if not ks:
         raise ValueError("`ks` must hold at least one number of terms, e.g. --ks 1,2,4.")
     x, y = data.quadratic_data()  # the same 20 points as the quadratic experiment
     fits = {}
     for k in ks:
-        params = models.relu_sum_init(key=jax.random.key(seed), k=k)
-        r = _common.fit(relu_mae, params, (x, y), epochs=epochs, optimizer=lr,
+        params = models.relu_sum_init(key=jax.random.key(o.seed), k=k)
+        r = _common.fit(relu_mae, params, (x, y), epochs=epochs, optimizer=o.lr,
                         label=f"relu: k={k}")  # fmt: skip
         fits[k] = {"final_loss": r.train_loss[-1], "train_loss": r.train_loss, "params": r.params}
     final = {k: float(f["final_loss"]) for k, f in fits.items()}
     results = {
         "experiment": "relu",
-        "options": {"ks": list(ks), "lr": lr, "epochs": epochs, "seed": seed},
+        "options": as_dict(o),
         "summary": {},
         "table": [{"k": k, "final MAE": v} for k, v in final.items()],
         "falls_with_k": bool(np.all(np.diff(list(final.values())) < 0)),
         "fits": {str(k): f for k, f in fits.items()},
     }
     results["summary"]["loss falls with k"] = results["falls_with_k"]
-    return _common.save(out_dir, results, {"relu": _plot(x, y, fits, epochs)})
+    return results, {"relu": _plot(x, y, fits, epochs)}
 
 
 def _plot(x, y, fits, epochs):

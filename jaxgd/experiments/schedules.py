@@ -13,6 +13,8 @@ is compiled and run once, then timed on a second identical call (`_common.timed_
 `jaxgd demo` runs this experiment.
 """
 
+import dataclasses
+
 import jax
 import numpy as np
 
@@ -20,10 +22,26 @@ import jaxgd
 from jaxgd import data as datasets
 from jaxgd import losses, models
 from jaxgd.experiments import _common
+from jaxgd.experiments._options import as_dict, option, resolve
+from jaxgd.experiments._output import results_folder
 
 DESCRIPTION = "full batch vs SGD vs mini-batch: loss against epochs, updates and wall time"
 
 _ACCURACY = {"accuracy": jaxgd.binary_accuracy(models.logistic_logit, threshold=0.0)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """The experiment's options (`jaxgd run schedules --help` lists them)."""
+
+    data: str | None = option(None, "a banknote CSV path; None: the built-in synthetic banknote "
+                              "set")  # fmt: skip
+    n: int = option(1372, "examples of the synthetic set (ignored with `data`)", quick=200)
+    epochs: int = option(20, "epochs for every schedule: the same passes over the data",
+                         quick=2)  # fmt: skip
+    lr: float = option(0.1, "one learning rate for all three schedules")
+    batch_size: int = option(32, "the mini-batch schedule's batch size")
+    seed: int = option(0, "PRNG seed of the data, the initial params and the shuffling")
 
 
 def bce_logits_loss(params, x, y):
@@ -31,28 +49,13 @@ def bce_logits_loss(params, x, y):
     return losses.binary_cross_entropy_with_logits(models.logistic_logit(params, x), y)
 
 
-def run(
-    *,
-    out_dir=None,
-    quick: bool = False,
-    data: str | None = None,  # a banknote CSV path; None: the built-in synthetic banknote set
-    n: int = 1372,  # examples of the synthetic set (ignored with `data`)
-    epochs: int = 20,  # epochs for every schedule: the same passes over the data
-    lr: float = 0.1,  # one learning rate for all three schedules
-    batch_size: int = 32,  # the mini-batch schedule's batch size
-    seed: int = 0,  # PRNG seed of the data, the initial params and the shuffling
-) -> dict:
+def run(*, out_dir=None, quick: bool = False, **options) -> dict:
     """Trains the same model with the three schedules and compares them.
 
     Args:
       out_dir: folder for `results.json` and `loss.png`, or None.
-      quick: 200 examples and 2 epochs.
-      data: path of a banknote CSV (`jaxgd.data.load_banknote`), or None.
-      n: number of synthetic examples.
-      epochs: the number of epochs of each schedule.
-      lr: the learning rate.
-      batch_size: the batch size of the mini-batch schedule.
-      seed: seed of the synthetic data, the initial parameters and the shuffling.
+      quick: toy size: each option's quick value (200 examples and 2 epochs), unless given.
+      **options: the fields of `Options`.
 
     Returns:
       A table with one row per schedule (final loss, accuracy, updates, wall time) and the
@@ -61,11 +64,16 @@ def run(
     Raises:
       FileNotFoundError, ValueError: `data` cannot be read.
     """
-    _common.prepare_out_dir(out_dir)
-    if quick:
-        n, epochs = 200, 2
+    o = resolve(Options, options, quick=quick)
+    with results_folder(out_dir) as folder:
+        return folder.save(*_run(o))
+
+
+def _run(o: Options) -> tuple[dict, dict]:
+    """The results and the figures of one run."""
+    data, epochs, lr, batch_size, seed = o.data, o.epochs, o.lr, o.batch_size, o.seed
     if data is None:
-        X, y = datasets.synthetic_banknote(seed=seed, n=n)
+        X, y = datasets.synthetic_banknote(seed=seed, n=o.n)
     else:
         X, y = datasets.load_banknote(data)
     X, _, _ = datasets.standardize(X)
@@ -101,14 +109,7 @@ def run(
         }
     results = {
         "experiment": "schedules",
-        "options": {
-            "data": data,
-            "n": len(y),
-            "epochs": epochs,
-            "lr": lr,
-            "batch_size": batch_size,
-            "seed": seed,
-        },  # fmt: skip
+        "options": {**as_dict(o), "n": len(y)},  # n: the examples trained on
         "table": rows,
         "summary": {
             "data": "built-in synthetic banknote" if data is None else str(data),
@@ -118,7 +119,7 @@ def run(
         "curves": curves,
     }
     results["summary"]["initial loss"] = start
-    return _common.save(out_dir, results, {"loss": _plot(curves, epochs, start)})
+    return results, {"loss": _plot(curves, epochs, start)}
 
 
 @jax.jit
