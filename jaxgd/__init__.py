@@ -11,8 +11,8 @@ from jaxgd.autograd import per_example_grads, per_example_losses
 from jaxgd.loop import (
     DivergenceError,
     EarlyStopping,
-    FitResult,
     Epoch,
+    FitResult,
     Step,
     batch_loss,
     fit,

@@ -8,9 +8,7 @@ import optax
 import pytest
 
 import jaxgd
-from jaxgd import loop
 from jaxgd.sweeps import sweep
-
 
 
 def logistic_loss(p, x, y):
