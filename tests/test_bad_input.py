@@ -662,6 +662,12 @@ class Cli(NamedTuple):
 
 
 CLI_CATALOGUE = [
+    # numbers the run cannot hold (the memory figure depends on the machine)
+    Cli("cli: epochs beyond int32", ["run", "quadratic", "--epochs", "3000000000"],
+        esc("`epochs` must be an integer in [0, 2147483647], got 3000000000.")),
+    Cli("cli: a history larger than memory", ["run", "quadratic", "--epochs", "2000000000"],
+        esc("`epochs`=2000000000 would record a history of ") + ".*" + esc("GiB") + ".*"
+        + esc("Fix: train fewer epochs per call and resume")),
     # unknown names and options
     Cli("cli: an unknown experiment", ["run", "logistc"],
         esc("jaxgd run: error: unknown experiment 'logistc'; choose one of: ") + ".*logistic"),
