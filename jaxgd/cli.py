@@ -156,11 +156,21 @@ def _signals_as_interrupts():
         return
     handler = _StopOnSignal()
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_quiet_swallowed_stop, hook)
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for s, old in previous.items():
             signal.signal(s, old)
+
+
+def _quiet_swallowed_stop(hook, unraisable) -> None:
+    """Python prints an exception it cannot raise (one from a garbage-collector callback); a
+    stop is raised again by `_check_stop`, so its report would only be noise."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        hook(unraisable)
 
 
 def _say(message: str) -> None:
