@@ -156,7 +156,9 @@ def fingerprint(prep, *, streamed: bool, stream_chunk) -> dict:
     are compared separately, up to the epochs the checkpoint holds)."""
     spec, inputs, state = prep.spec, prep.inputs, prep.state
     val = inputs.val_data
-    lr = "an optax GradientTransformation" if spec.tx is not None else f"{_host(inputs.lr)!r}"
+    lr = "an optax GradientTransformation"
+    if spec.tx is None:
+        lr = f"learning rate {_host(inputs.lr).item()!r}"
     stream = "in memory"
     if streamed:
         rows = streaming.check_chunk(
@@ -189,12 +191,11 @@ def fingerprint(prep, *, streamed: bool, stream_chunk) -> dict:
     }
 
 
-def _orders_digest(row_digests: list, done: int) -> str | None:
-    return (
-        None
-        if row_digests is None
-        else _digest([np.frombuffer("".join(row_digests[:done]).encode(), np.uint8)])
-    )
+def _orders_digest(row_digests: list | None, done: int) -> str | None:
+    """A hash of the first `done` epochs' orders (None for a run without `orders`)."""
+    if row_digests is None:
+        return None
+    return _digest([np.frombuffer("".join(row_digests[:done]).encode(), np.uint8)])
 
 
 def _short(value) -> str:
