@@ -308,3 +308,20 @@ def test_bad_checkpoint_arguments():
         run(checkpoint=3)
     with pytest.raises(ValueError, match=r"`checkpoint.keep` must be an integer >= 1, got 0"):
         run(checkpoint=jaxgd.Checkpoint("x", keep=0))
+
+
+def test_jaxgd_run_checkpoint_keeps_a_folder_per_run_and_resumes(tmp_path, capsys):
+    from jaxgd import cli
+
+    args = ["run", "quadratic", "--quick", "--quiet", "--json", "--checkpoint", str(tmp_path / "c")]
+    assert cli.main(args + ["--out", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr().out
+    runs = sorted(os.listdir(tmp_path / "c"))
+    assert len(runs) == 2 and all(name.startswith("quadratic_") for name in runs)
+    saved = {run: files(tmp_path / "c" / run) for run in runs}
+    assert cli.main(args + ["--out", str(tmp_path / "b")]) == 0  # Finished runs: loaded.
+    assert capsys.readouterr().out.replace("/b", "/a") == first.replace("/b", "/a")
+    assert {run: files(tmp_path / "c" / run) for run in runs} == saved
+    assert cli.main(["run", "autograd", "--quick", "--quiet", "--checkpoint", str(tmp_path / "s")]
+                    + ["--out", str(tmp_path / "s_out")]) == 0  # fmt: skip
+    assert "--checkpoint saved nothing" in capsys.readouterr().err
