@@ -52,9 +52,10 @@ def _fit(X, y, case: dict, options: dict, root: Path, i: int) -> float:
     return seconds
 
 
-def overhead(case_name: str, rounds: int) -> dict:
-    """Seconds per epoch of each variant: median, min, max over `rounds` interleaved rounds."""
-    case = SIZES["full"]["cases"][case_name]
+def overhead(case_name: str, rounds: int, mode: str = "full") -> dict:
+    """Seconds per epoch of each variant: median, min, max over `rounds` interleaved rounds, at
+    the case's size in `mode` ("full"; "smoke" for a seconds-long check)."""
+    case = SIZES[mode]["cases"][case_name]
     X, y = make_data(case["n"])
     root = Path(tempfile.mkdtemp(prefix="jaxgd-ckpt-bench-"))
     try:
@@ -126,8 +127,9 @@ def main(argv=None) -> None:
     parser.add_argument("--case", default="mb32", choices=["mb32", "mb1024"])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--orbax", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="toy sizes: a seconds-long check")
     args = parser.parse_args(argv)
-    out = overhead(args.case, args.rounds)
+    out = overhead(args.case, args.rounds, "smoke" if args.smoke else "full")
     if args.orbax:
         out["storage"] = orbax_against_npz(args.case)
     print(json.dumps(out, indent=1))

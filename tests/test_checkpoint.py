@@ -3,6 +3,7 @@ any moment resumes and ends bit for bit as the run that was never interrupted; a
 checkpoint is refused, a corrupted one reported.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -325,3 +326,14 @@ def test_jaxgd_run_checkpoint_keeps_a_folder_per_run_and_resumes(tmp_path, capsy
     assert cli.main(["run", "autograd", "--quick", "--quiet", "--checkpoint", str(tmp_path / "s")]
                     + ["--out", str(tmp_path / "s_out")]) == 0  # fmt: skip
     assert "--checkpoint saved nothing" in capsys.readouterr().err
+
+
+def test_the_overhead_benchmark_runs_at_toy_size(capsys):
+    from benchmarks import checkpoint_overhead
+
+    checkpoint_overhead.main(["--smoke", "--rounds", "2"])
+    out = json.loads(capsys.readouterr().out)
+    times = out["seconds_per_epoch"]
+    for name in checkpoint_overhead.VARIANTS:
+        assert 0 < times[name]["min"] <= times[name]["median"] <= times[name]["max"]
+    assert out["n"] == 200 and out["rounds"] == 2
