@@ -11,8 +11,8 @@ are the ones the resuming call builds for the same arguments, so only leaves are
 A file is written under a temporary name beside its final one, flushed to disk, renamed over,
 and the directory flushed: a kill at any moment leaves the previous checkpoint or the new one,
 never a torn one. The last `keep` checkpoints stay; a temporary file left by a kill is removed
-by the next call on that directory. Reading checks every byte (the zip's CRC-32 per member and
-the manifest's hash): a damaged file is an error that names it, never a wrong run.
+by the next call on that directory. Reading checks each member's CRC-32 and the manifest's hash
+of the arrays: a damaged file is an error that names it, never a wrong run.
 
 What identifies a run (`fingerprint`), compared field by field on resuming: the data's and
 val_data's shapes and dtypes and a hash of their contents (whole arrays up to 8 MiB; a larger
