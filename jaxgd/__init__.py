@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from jaxgd import autograd, compare, data, losses, metrics, models
 from jaxgd.autograd import per_example_grads, per_example_losses
 from jaxgd.loop import (
+    Checkpoint,
     DivergenceError,
     EarlyStopping,
     Epoch,
@@ -41,6 +42,7 @@ __all__ = [
     "models",
     "per_example_grads",
     "per_example_losses",
+    "Checkpoint",
     "DivergenceError",
     "EarlyStopping",
     "FitResult",

@@ -1,7 +1,7 @@
 """The `jaxgd` command: run the lectures' experiments, the demo, the PyTorch comparison.
 
     jaxgd list                          the experiments, one per line
-    jaxgd run NAME [--out DIR] [--json] [--quiet] [--quick] [--OPTION VALUE ...]
+    jaxgd run NAME [--out DIR] [--checkpoint DIR] [--json] [--quiet] [--quick] [--OPTION VALUE ...]
     jaxgd demo [--out DIR]              full batch vs SGD vs mini-batch on built-in data
     jaxgd compare [--problem P] ...     jaxgd against a PyTorch loop, step by step
 
@@ -206,8 +206,8 @@ def _parser() -> tuple[_Parser, dict[str, _Parser]]:
 
 def _run_command(sub) -> _Parser:
     run = sub.add_parser("run", help="run one experiment", epilog=_RUN_EPILOG, add_help=False,
-                         usage="jaxgd run NAME [--out DIR] [--json] [--quiet] [--quick] "
-                         "[--OPTION VALUE ...]",
+                         usage="jaxgd run NAME [--out DIR] [--checkpoint DIR] [--json] [--quiet] "
+                         "[--quick] [--OPTION VALUE ...]",
                          description="Run one experiment: print a table of its results and "
                          "write results.json and its plots.", **_KW)  # fmt: skip
     run.add_argument("-h", "--help", action="store_true", help="show this help (after NAME: "
@@ -339,6 +339,7 @@ def _run_parser(prog: str, default_out: str | None) -> _Parser:
     parser = _Parser(prog=prog, add_help=False, allow_abbrev=False)
     parser.add_argument("-h", "--help", action="store_true")
     parser.add_argument("--out", default=default_out)
+    parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--quick", action="store_true")
@@ -361,6 +362,7 @@ def _run(name: str, rest: list[str], *, prog: str, default_out: str | None = Non
     options = _parse_options(_specs(module), extras, prog=prog)
     _check_options(module, options, quick=common.quick, prog=prog)
     out = _out_dir(common.out, name, prog)
+    _check_checkpoint_dir(common.checkpoint, prog)
     if not common.quiet:
         _say(f"jaxgd: running {name} (results to {out}/)")
     start = time.perf_counter()
@@ -394,6 +396,23 @@ def _out_dir(out: str | None, name: str, prog: str) -> str:
     return out
 
 
+def _check_checkpoint_dir(path: str | None, prog: str) -> None:
+    """--checkpoint, checked now: a folder this process can create and write to."""
+    if path is None:
+        return
+    if path == "":
+        raise _UsageError(f"{prog}: error: --checkpoint is empty (an unset shell variable?); "
+                          "give a folder, e.g. --checkpoint jaxgd-checkpoints")  # fmt: skip
+    from jaxgd.loop import checkpoint
+
+    try:
+        checkpoint.Saver(path)  # Creates it and writes a file there (removed at once).
+    except ValueError as err:
+        raise _UsageError(
+            f"{prog}: error: {_one_line(err)}".replace("`checkpoint`", "--checkpoint")
+        ) from None
+
+
 def _check_options(module, options: dict, *, quick: bool, prog: str) -> None:
     """The experiment's own checks of its options, now, before any folder or training."""
     from jaxgd.experiments import _options
@@ -409,10 +428,16 @@ def _call_experiment(module, out: str, common, options: dict):
     from jaxgd.experiments import _common, _output
 
     show_bar = not common.quiet and sys.stderr.isatty()
+    saving = contextlib.nullcontext([None])
+    if common.checkpoint is not None:
+        saving = _common.checkpointing(common.checkpoint)
     try:
-        with _common.reporting(_progress_factory(show_bar)):
+        with _common.reporting(_progress_factory(show_bar)), saving as used:
             results = module.run(out_dir=out, quick=common.quick, **options)
         _check_stop()  # a signal whose raise was swallowed during the last chunk
+        if not used:
+            _say(f"jaxgd: note: {module.__name__.rsplit('.', 1)[-1]} has no run that checkpoints "
+                 "(its runs are timed, or not trained by fit); --checkpoint saved nothing")  # fmt: skip
         return results
     except _output.ResultsError as err:  # --out taken by another run, or a full disk
         _say(f"jaxgd: error: {_one_line(err.strerror or err)}")
@@ -513,12 +538,15 @@ def _option_line(spec) -> str:
 
 def _experiment_help(name: str, module, prog: str) -> str:
     lines = [
-        f"usage: {prog} {name} [--out DIR] [--json] [--quiet] [--quick] [--OPTION VALUE ...]",
+        f"usage: {prog} {name} [--out DIR] [--checkpoint DIR] [--json] [--quiet] [--quick] "
+        "[--OPTION VALUE ...]",
         "",
         _description(module),
         "",
         "common options:",
         "  --out DIR     folder for results.json and the plots (default ./jaxgd-results/NAME)",
+        "  --checkpoint DIR  keep each training run's checkpoints there (a folder per run); the",
+        "                same command again resumes an interrupted run",
         "  --json        print the results as JSON instead of a table",
         "  --quiet       no progress bar, no closing line",
         "  --quick       toy size (seconds), as the smoke tests run it: the --quick values below",

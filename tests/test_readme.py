@@ -65,3 +65,17 @@ def test_own_loop_snippet_runs_after_the_quick_start():
         exec(compile(own, "README own loop", "exec"), namespace)
     printed = out.getvalue()[start:].strip()
     assert printed == own.split("print(")[1].split("# ")[1].split(":")[0].strip()
+
+
+def test_checkpoint_snippet_prints_its_expected_output(tmp_path, monkeypatch):
+    """The Checkpoints block, run after the quick start in a fresh directory."""
+    quick = blocks("python")[0]
+    block = next(b for b in blocks("python") if 'checkpoint="runs/logistic"' in b)
+    expected = re.search(r"```text\n(.*?)```", README[README.index(block) :], re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace, out = {}, io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(quick, "README quick start", "exec"), namespace)
+        start = len(out.getvalue())
+        exec(compile(block, "README checkpoints", "exec"), namespace)
+    assert out.getvalue()[start:] == expected

@@ -5,13 +5,16 @@
 * `fit` is `jaxgd.fit` plus the progress reporter that the `jaxgd` command installs with
   `reporting` when it shows a progress bar: the run then goes in compiled chunks of epochs and
   reports between them (which also lets Ctrl-C stop it between chunks). Without a reporter it
-  is exactly `jaxgd.fit`: one compiled program.
+  is exactly `jaxgd.fit`: one compiled program. Inside `checkpointing(DIR)` (`jaxgd run NAME
+  --checkpoint DIR`) each run keeps checkpoints in `DIR/<its label>` and resumes from them.
 """
 
 import contextlib
 import contextvars
 import math
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +25,7 @@ __all__ = [
     "figure_dpi",
     "figure_dpi_now",
     "reporting",
+    "checkpointing",
     "fit",
     "timed_fit",
 ]
@@ -31,6 +35,8 @@ _dpi = contextvars.ContextVar("jaxgd_figure_dpi", default=DPI)
 # A progress reporter factory: `factory(label, total_epochs) -> (update(epochs_done), close())`.
 _reporter = contextvars.ContextVar("jaxgd_progress_reporter", default=None)
 CHUNKS = 10  # With a reporter, a run is cut into about this many compiled chunks of epochs.
+# `(directory, [run directories used])`: where `fit` keeps checkpoints, one folder per label.
+_checkpoints = contextvars.ContextVar("jaxgd_checkpoints", default=None)
 
 
 def to_json(value):
@@ -97,6 +103,33 @@ def reporting(factory: Callable | None):
         _reporter.reset(token)
 
 
+@contextlib.contextmanager
+def checkpointing(directory):
+    """Every `fit` inside the block keeps checkpoints in `directory/<its label>` (`jaxgd.fit`'s
+    `checkpoint`): run again, an interrupted run resumes and a finished one is not trained again.
+
+    Yields:
+      The list of run directories used so far (empty if no run of the block checkpoints).
+    """
+    used = []
+    token = _checkpoints.set((Path(directory), used))
+    try:
+        yield used
+    finally:
+        _checkpoints.reset(token)
+
+
+def _checkpoint_dir(label: str):
+    """This run's checkpoint folder inside the installed one (None if none is installed)."""
+    installed = _checkpoints.get()
+    if installed is None:
+        return None
+    root, used = installed
+    path = root / (re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_") or "fit")
+    used.append(path)
+    return path
+
+
 def _refuse_zero_epochs(options: dict) -> None:
     """`jaxgd.fit` allows 0 epochs; an experiment reports its last epoch, so it needs one."""
     if options.get("epochs") == 0 and not isinstance(options.get("epochs"), bool):
@@ -121,10 +154,12 @@ def fit(example_loss, params, data, *, label: str = "fit", callback=None, **opti
     import jaxgd
 
     _refuse_zero_epochs(options)
+    if "checkpoint" not in options and (path := _checkpoint_dir(label)) is not None:
+        options["checkpoint"] = path
     factory = _reporter.get()
     epochs = options.get("epochs")
     if factory is None or not isinstance(epochs, int) or epochs < 1:
-        if callback is not None:
+        if callback is not None and "checkpoint" not in options:
             options.setdefault("epochs_per_call", epochs)
         return jaxgd.fit(example_loss, params, data, callback=callback, **options)
     update, close = factory(label, epochs)

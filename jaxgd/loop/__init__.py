@@ -7,9 +7,11 @@
 * `fit.py`: `fit`, the host side: checks (`setup.py`), device placement, chunks, callbacks.
 
 `schedules.py` names the three schedules; `stream.py` runs the same epochs on data that stay
-on the host; `result.py` holds what a run returns.
+on the host; `checkpoint.py` saves a run on disk and resumes it; `result.py` holds what a run
+returns.
 """
 
+from jaxgd.loop.checkpoint import Checkpoint
 from jaxgd.loop.epoch import Epoch, train_epoch
 from jaxgd.loop.fit import fit
 from jaxgd.loop.result import DivergenceError, EarlyStopping, FitResult
@@ -17,6 +19,7 @@ from jaxgd.loop.schedules import full_batch_gd, minibatch_gd, stochastic_gd
 from jaxgd.loop.step import Step, batch_loss, init_opt_state, update_step
 
 __all__ = [
+    "Checkpoint",
     "FitResult",
     "EarlyStopping",
     "DivergenceError",

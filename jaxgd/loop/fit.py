@@ -1,5 +1,6 @@
 """`fit`: the whole run. Host checks, device placement, compiled chunks of epochs, callbacks."""
 
+import os
 from collections.abc import Callable
 
 import jax
@@ -8,6 +9,7 @@ import numpy as np
 import optax
 
 from jaxgd import _checks
+from jaxgd.loop import checkpoint as checkpoints
 from jaxgd.loop import stream as streaming
 from jaxgd.loop.result import (
     DivergenceError,
@@ -39,27 +41,30 @@ def _pad_rows(rows, size):
     return jnp.concatenate([rows, jnp.tile(rows[-1:], (size - rows.shape[0], 1))])
 
 
-def _run_chunks(prep: Prepared, chunk: int, callback) -> tuple:
-    """The run as compiled calls of `chunk` epochs: the final state and the history pieces."""
+def _run_chunks(prep: Prepared, chunk: int, callback, saver=None) -> tuple:
+    """The run as compiled calls of `chunk` epochs: the final state and the history pieces.
+    A `saver` resumes from its checkpoint (`prep.state`, its history and epochs done) and saves
+    after every chunk."""
     spec = prep.spec._replace(epochs=chunk)
     compile_before_copy(prep, prep.state, _chunk_inputs(prep, prep.inputs, chunk, 0), spec)
     shared = []  # NumPy arrays that the run reads in place.
     prep = to_device(prep, shared)
     state, pieces, done = prep.state, [], 0
-    while True:
+    if saver is not None:
+        pieces, done = list(saver.history), saver.done
+    while not pieces or (done < prep.epochs and not bool(state.stopped)):
         span = min(chunk, prep.epochs - done)
         state, losses, evals = run_epochs(
             state, _chunk_inputs(prep, prep.inputs, chunk, done), spec=spec
         )
         pieces.append((losses[:span], {k: v[:span] for k, v in evals.items()}))
         done += span
+        if saver is not None:
+            saver.save(done, state, pieces)
         if callback is not None:
             call_back(callback, done, state, pieces, prep.metrics)
-        if done >= prep.epochs:
-            break
-        if bool(state.stopped):  # Nothing more will run: NaN for the rest of the history.
-            pieces.append(nan_history(pieces[-1], prep.epochs - done))
-            break
+    if done < prep.epochs:  # Stopped: nothing more will run, NaN for the rest of the history.
+        pieces.append(nan_history(pieces[-1], prep.epochs - done))
     if shared:
         jax.block_until_ready((state, pieces))
     return state, pieces
@@ -109,6 +114,7 @@ def fit(
     mesh: jax.sharding.Mesh | None = None,
     stream: bool | None = None,
     stream_chunk: int | None = None,
+    checkpoint: "str | os.PathLike | checkpoints.Checkpoint | None" = None,
 ) -> FitResult:
     """Trains `params` by gradient descent: full batch, stochastic or mini-batch.
 
@@ -163,6 +169,11 @@ def fit(
         up to float rounding. Default (None): stream when an array of `data` is an `np.memmap`.
       stream_chunk: examples per compiled call of a streamed run, rounded down to whole
         batches (default: about 32 MiB of examples).
+      checkpoint: a directory (or `jaxgd.Checkpoint(path, keep=3)`): the run is saved there
+        after every chunk of `epochs_per_call` epochs (default: about 10 checkpoints a run),
+        and the same call after a kill resumes from the last checkpoint, ending bit for bit
+        as an uninterrupted run; a larger `epochs` continues a finished run. A checkpoint of
+        another run is refused (`jaxgd.loop.checkpoint`).
 
     Returns:
       A `FitResult`: `.params`, `.opt_state`, `.losses` (epochs, updates_per_epoch), per-epoch
@@ -170,7 +181,8 @@ def fit(
       Epochs that did not run (after early stopping or divergence) hold NaN.
 
     Raises:
-      ValueError, TypeError: for a bad argument, before anything is compiled.
+      ValueError, TypeError: for a bad argument (an unwritable `checkpoint` included), or a
+        checkpoint of another run or corrupted, before anything is compiled.
       DivergenceError: with `on_divergence="raise"`, when the run diverged.
 
     Examples:
@@ -214,11 +226,20 @@ def fit(
     chunk = prep.epochs
     if epochs_per_call is not None:
         chunk = min(prep.epochs, _checks.check_int(epochs_per_call, "epochs_per_call", minimum=1))
+    saver = None
+    if checkpoint is not None:
+        saver = checkpoints.Saver(checkpoint)
+        prep = saver.resume(prep, streamed=streamed, stream_chunk=stream_chunk)
+        chunk = chunk if epochs_per_call is not None else checkpoints.default_chunk(prep.epochs)
     if streamed:
         result = streaming.run(
-            prep, stream_chunk=stream_chunk, callback=callback, epochs_per_call=max(chunk, 1)
+            prep,
+            stream_chunk=stream_chunk,
+            callback=callback,
+            epochs_per_call=max(chunk, 1),
+            saver=saver,
         )
     else:
-        state, pieces = _run_chunks(prep, chunk, callback)
+        state, pieces = _run_chunks(prep, chunk, callback, saver)
         result = assemble(state, pieces, prep.metrics)
     return raise_if_diverged(result, on_divergence)

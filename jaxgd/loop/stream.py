@@ -315,9 +315,12 @@ def _empty_history(prep, dtype):
     return [(np.zeros((0, updates), dtype), {k: np.zeros(0, dtype) for k in names})]
 
 
-def run(prep, *, stream_chunk, callback: Callable | None, epochs_per_call: int) -> FitResult:
+def run(
+    prep, *, stream_chunk, callback: Callable | None, epochs_per_call: int, saver=None
+) -> FitResult:
     """`fit`'s run on host data (see the module docstring): `prep` is what
-    `loop.setup.prepare` made with `host=True` (its data and val_data are host arrays)."""
+    `loop.setup.prepare` made with `host=True` (its data and val_data are host arrays). A
+    `saver` (`loop.checkpoint.Saver`) resumes from its checkpoint and saves as `callback` runs."""
     spec, inputs = prep.spec, prep.inputs
     rows = check_chunk(
         stream_chunk, n=spec.n, batch_size=spec.batch_size, row_bytes=_nbytes(inputs.data) // spec.n
@@ -330,16 +333,21 @@ def run(prep, *, stream_chunk, callback: Callable | None, epochs_per_call: int) 
     val = None if inputs.val_data is None else _Reader(inputs.val_data, rows, put)
     orders = None if inputs.orders is None else np.asarray(inputs.orders)
     s = _Stream(prep, rows, _Reader(inputs.data, rows, put), val, orders)
-    state, pieces = prep.state, []
-    for e in range(prep.epochs):
+    state, pieces, start = prep.state, [], 0
+    if saver is not None:
+        pieces, start = list(saver.history), saver.done
+    for e in range(start, prep.epochs):
         state, piece = _epoch(s, state, e)
         pieces.append(piece)
         done, stopped = e + 1, bool(state.stopped)
         if stopped and done < prep.epochs:  # Nothing more runs: NaN for the other epochs.
             pieces.append(nan_history(piece, prep.epochs - done))
             done = prep.epochs
-        if callback is not None and (stopped or done == prep.epochs or done % epochs_per_call == 0):
-            call_back(callback, done, state, pieces, prep.metrics)
+        if stopped or done == prep.epochs or done % epochs_per_call == 0:
+            if saver is not None:
+                saver.save(done, state, pieces)
+            if callback is not None:
+                call_back(callback, done, state, pieces, prep.metrics)
         if stopped:
             break
     if not pieces:
