@@ -247,10 +247,12 @@ def test_careful_epoch_stops_before_the_first_non_finite_update():
 
 def test_fit_sweep_and_stream_run_the_public_update_step_and_train_epoch(monkeypatch):
     """One implementation: the run's epochs are `jaxgd.train_epoch`, whose updates are
-    `jaxgd.update_step` (counted while new programs trace)."""
+    `jaxgd.update_step` (counted while new programs trace); `lr_find`'s steps are too."""
+    from jaxgd import lr_finder
     from jaxgd.loop import epoch, run
 
     assert run.train_epoch is jaxgd.train_epoch and epoch.update_step is jaxgd.update_step
+    assert lr_finder.update_step is jaxgd.update_step
     calls = {"train_epoch": 0, "update_step": 0}
 
     def spy(name, fn):
@@ -258,6 +260,7 @@ def test_fit_sweep_and_stream_run_the_public_update_step_and_train_epoch(monkeyp
 
     monkeypatch.setattr(run, "train_epoch", spy("train_epoch", jaxgd.train_epoch))
     monkeypatch.setattr(epoch, "update_step", spy("update_step", jaxgd.update_step))
+    monkeypatch.setattr(lr_finder, "update_step", spy("update_step", jaxgd.update_step))
     X, y = make_data()
     for call in (
         lambda loss: jaxgd.fit(loss, zeros(), (X, y), epochs=2, optimizer=0.1, batch_size=5),
@@ -270,6 +273,9 @@ def test_fit_sweep_and_stream_run_the_public_update_step_and_train_epoch(monkeyp
         call(lambda p, x, y: logistic_loss(p, x, y))  # A new function: new programs trace.
         assert calls["train_epoch"] > before["train_epoch"]
         assert calls["update_step"] > before["update_step"]
+    before = calls["update_step"]
+    jaxgd.lr_find(lambda p, x, y: logistic_loss(p, x, y), zeros(), (X, y), batch_size=4)
+    assert calls["update_step"] > before
 
 
 def test_mean_of_per_example_gradients_is_batch_gradient():
