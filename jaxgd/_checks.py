@@ -5,6 +5,7 @@ Every check runs on the host before anything is traced, so a bad argument gives 
 """
 
 import numbers
+import weakref
 from collections.abc import Mapping
 
 import jax
@@ -273,10 +274,39 @@ def _one_example(a) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(a.shape[1:], a.dtype, weak_type=getattr(a, "weak_type", False))
 
 
+# fn -> the signatures (`_signature`) it passed `check_example_fn` with: shapes, never values.
+_PASSED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _signature(tree, what: str):
+    """What `check_example_fn`'s verdict depends on besides the function: structure, shapes,
+    dtypes and types of the leaves (a Python float is weakly typed, an array is not)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    kinds = tuple(
+        (type(a), np.shape(a), getattr(a, "dtype", None), getattr(a, "weak_type", None))
+        for a in leaves
+    )
+    return what, treedef, kinds
+
+
+def _passed(fn) -> set:
+    try:
+        return _PASSED.setdefault(fn, set())
+    except TypeError:  # Not weakly referenceable (or unhashable): checked every time.
+        return set()
+
+
 def check_example_fn(fn, params, X, y, name: str, what: str = "loss"):
-    """`fn(params, x, y)` must return a float scalar for ONE example (checked with eval_shape)."""
+    """`fn(params, x, y)` must return a float scalar for ONE example (checked with eval_shape).
+
+    A function that passed with the same shapes and dtypes is not traced again (the trace cost
+    more than the rest of a small `fit` call); its verdict depends on nothing else.
+    """
     # One example's shape and dtype: `a[0]` of a jax array would dispatch (and compile) a slice.
     x0, y0 = jax.tree.map(_one_example, (X, y))
+    passed, signature = _passed(fn), _signature((params, x0, y0), what)
+    if signature in passed:
+        return
     try:
         out = jax.eval_shape(fn, params, x0, y0)
     except (TypeError, ValueError) as err:
@@ -301,3 +331,4 @@ def check_example_fn(fn, params, X, y, name: str, what: str = "loss"):
         )
     if not jnp.issubdtype(out.dtype, jnp.floating) and what == "loss":
         raise TypeError(f"`{name}` must return a floating-point {what}, got dtype {out.dtype}.")
+    passed.add(signature)

@@ -16,30 +16,46 @@ import numpy as np
 ALIGN = 64  # Bytes: the alignment at which XLA:CPU uses a host buffer in place.
 
 
-def to_jax(data, shared: list):
+def to_jax(data, shared: list, *, keep_numpy: bool = False):
     """Numeric NumPy arrays of a pair `(X, y)` as JAX arrays; anything else unchanged.
 
     An unaligned or strided array is copied once into an aligned buffer (`aligned_copy`), which
     XLA reads in place (`jnp.asarray` would be slower still than `jax.device_put`'s own copy). An
     array of the caller's read in place is noted in `shared`: `fit` then waits for its run to
-    finish, so that writing to it afterwards is safe.
+    finish, so that writing to it afterwards is safe. With `keep_numpy`, aligned arrays stay
+    NumPy arrays, which a jitted call reads in place as well (`device_put` cost a small call
+    more than the rest of it); every such array is noted in `shared`.
     """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         return data
-
-    def put(a):
-        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
-            return a
-        if a.dtype == jax.dtypes.canonicalize_dtype(a.dtype) and (
-            a.ctypes.data % ALIGN or not a.flags.c_contiguous
-        ):
-            return jax.device_put(aligned_copy(a))
-        out = jax.device_put(a)
-        if a.size and out.unsafe_buffer_pointer() == a.ctypes.data:
+    leaves, tree = jax.tree.flatten(tuple(data))
+    host = [_aligned(a) if _numeric(a) else a for a in leaves]
+    put = [_numeric(a) and not (keep_numpy and _canonical(a)) for a in host]
+    moved = iter(
+        jax.device_put([a for a, p in zip(host, put, strict=True) if p]) if any(put) else ()
+    )
+    out = [next(moved) if p else a for a, p in zip(host, put, strict=True)]
+    for a, b in zip(leaves, out, strict=True):
+        if isinstance(b, np.ndarray):  # Read in place by the run: kept alive until it is done.
+            shared.append(b)
+        elif _numeric(a) and a.size and b.unsafe_buffer_pointer() == a.ctypes.data:
             shared.append(a)
-        return out
+    return jax.tree.unflatten(tree, out)
 
-    return tuple(jax.tree.map(put, part) for part in data)
+
+def _numeric(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype.kind in "biuf"
+
+
+def _canonical(a: np.ndarray) -> bool:
+    return a.dtype == jax.dtypes.canonicalize_dtype(a.dtype)
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """`a`, or an aligned copy where XLA would otherwise copy it itself, slowly."""
+    if _canonical(a) and (a.ctypes.data % ALIGN or not a.flags.c_contiguous):
+        return aligned_copy(a)
+    return a
 
 
 def aligned_empty(shape, dtype) -> np.ndarray:

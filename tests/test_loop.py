@@ -8,6 +8,7 @@ import pytest
 
 import jaxgd
 from jaxgd import _host, _shuffle
+from jaxgd.loop import setup
 
 
 def logistic_loss(p, x, y):
@@ -189,6 +190,7 @@ def test_numpy_data_compile_once_before_their_copy(monkeypatch, traces):
 def _compile_once_before_copy(compiles, trims, monkeypatch, traces):
     release = _host.release_free_memory
     monkeypatch.setattr(_host, "release_free_memory", lambda: trims.append(1) or release())
+    monkeypatch.setattr(setup, "COPY_FIRST_BYTES", 0)  # As for data of many MB.
     X, y = make_data()
     X, y = np.asarray(X[:11], np.float64), y[:11]  # float64: converted to float32 when copied.
     # (11 rows, batches of 5, chunks of 2 epochs: a program no other test compiles first.)
@@ -212,6 +214,20 @@ def _compile_once_before_copy(compiles, trims, monkeypatch, traces):
     on_device = run(jax.device_put((X.astype(np.float32), y)), epochs_per_call=2)
     assert len(trims) - n_trims == 1  # Data already on the device: no compile ahead.
     np.testing.assert_array_equal(on_device.params["w"], first.params["w"])
+
+
+def test_small_numpy_data_compile_once_when_called(monkeypatch, traces):
+    """Under `COPY_FIRST_BYTES` of NumPy data there is no memory to save: `fit` does not lower its
+    run ahead (that cost a small call more than the rest of it), the call compiles it once."""
+    trims = []
+    monkeypatch.setattr(_host, "release_free_memory", lambda: trims.append(1))
+    X, y = make_data(n=9)
+    run = lambda: jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=2, batch_size=4, optimizer=0.1,
+                            key=jax.random.key(0))  # fmt: skip
+    first = run()
+    traced = traces("run_epochs")
+    np.testing.assert_array_equal(run().params["w"], first.params["w"])
+    assert (traced, traces("run_epochs"), trims) == (1, 1, [])
 
 
 def test_eager_train_epoch_equals_fit_and_jit():

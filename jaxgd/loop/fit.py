@@ -49,14 +49,16 @@ def _run_chunks(prep: Prepared, chunk: int, callback) -> tuple:
     spec = prep.spec._replace(epochs=chunk)
     compile_before_copy(prep, prep.state, _chunk_inputs(prep, prep.inputs, chunk, 0), spec)
     shared = []  # NumPy arrays that the run reads in place.
-    prep = to_device(prep, shared)
+    prep = to_device(prep, shared, keep_numpy=True)
     state, pieces, done = prep.state, [], 0
     while True:
         span = min(chunk, prep.epochs - done)
         state, losses, evals = run_epochs(
             state, _chunk_inputs(prep, prep.inputs, chunk, done), spec=spec
         )
-        pieces.append((losses[:span], {k: v[:span] for k, v in evals.items()}))
+        if span < chunk:  # A short last chunk: its padding epochs go (a dispatch per array).
+            losses, evals = losses[:span], {k: v[:span] for k, v in evals.items()}
+        pieces.append((losses, evals))
         done += span
         if callback is not None:
             _call_back(callback, done, state, pieces, prep.metrics)

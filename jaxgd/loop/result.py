@@ -53,12 +53,18 @@ def _cat(arrays):
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
+@jax.jit
+def _split(at):
+    return at[0], at[1]  # One compiled call: indexing twice dispatched two programs.
+
+
 def assemble(state, pieces, metrics) -> FitResult:
     """The `FitResult` of a run's final `RunState` and its history, a list of `(losses, evals)`
     pieces (one per compiled call) joined along the epochs; `metrics` names the metrics."""
     losses = _cat([p[0] for p in pieces])
     evals = {k: _cat([p[1][k] for p in pieces]) for k in pieces[0][1]}
     nan = np.full(losses.shape[:1], np.nan, losses.dtype)
+    diverged_epoch, diverged_update = _split(state.diverged_at)
     return FitResult(
         params=state.params,
         opt_state=state.opt_state,
@@ -68,7 +74,7 @@ def assemble(state, pieces, metrics) -> FitResult:
         val_loss=evals.get("val_loss", nan),
         val_metrics={m: evals[f"val_{m}"] for m in metrics if f"val_{m}" in evals},
         diverged=state.diverged,
-        diverged_epoch=state.diverged_at[0],
-        diverged_update=state.diverged_at[1],
+        diverged_epoch=diverged_epoch,
+        diverged_update=diverged_update,
         epochs_run=state.epochs_run,
     )

@@ -19,6 +19,8 @@ from jaxgd.loop.step import init_opt_state
 
 __all__ = ["Prepared", "prepare", "to_device", "compile_before_copy"]
 
+COPY_FIRST_BYTES = 16 * 2**20  # NumPy data this large are copied after the compile, not before.
+
 
 class Prepared(NamedTuple):
     """The checked arguments of a run, as `fit` (and `jaxgd.sweep`) build them."""
@@ -75,32 +77,25 @@ def _check_functions(example_loss, metrics, params, X, y):
         _checks.check_example_fn(fn, params, X, y, f"metrics[{name!r}]", what="metric")
 
 
-def _put(value, dtype=None):
-    # `device_put`, not `jnp.asarray`: the latter compiles a small XLA program per new shape.
-    return jax.device_put(np.asarray(value, dtype))
-
-
 def _owned(leaf):
-    """A copy of a NumPy leaf (`device_put` reads aligned NumPy memory in place); a jax array as
-    it is; a Python float weakly typed."""
+    """A copy of a NumPy leaf (a jitted call reads aligned NumPy memory in place, and the
+    caller may change theirs); a jax array as it is; a Python float weakly typed."""
+    if isinstance(leaf, jax.Array):
+        return leaf
     if isinstance(leaf, (np.ndarray, np.generic)):
-        return jax.device_put(np.array(leaf))
+        return np.array(leaf)  # The jitted run takes it in.
     return jnp.asarray(leaf)
 
 
-def _initial_state(params, opt_state, optimizer, early, dtype) -> RunState:
+def _initial_state(params, opt_state, optimizer, early, lr, dtype) -> tuple[RunState, np.ndarray]:
+    """The first `RunState` and the learning rate in the params' dtype (NumPy values)."""
     opt_state = init_opt_state(params, optimizer=optimizer) if opt_state is None else opt_state
     worst = np.inf if early is None or early.mode == "min" else -np.inf
-    return RunState(
-        params,
-        opt_state,
-        _put(False),
-        _put(False),
-        _put([-1, -1], np.int32),
-        _put(worst, dtype),
-        _put(0, np.int32),
-        _put(0, np.int32),
-    )
+    # NumPy values: the jitted run takes them in (a `device_put` each cost more than the rest of
+    # a small `fit` call: docs/design.md#the-fixed-cost-of-a-call).
+    flags = (np.bool_(False), np.bool_(False), np.array([-1, -1], np.int32))
+    counts = (np.asarray(worst, dtype), np.int32(0), np.int32(0))
+    return RunState(params, opt_state, *flags, *counts), np.asarray(lr, dtype)
 
 
 def prepare(
@@ -153,8 +148,8 @@ def prepare(
         early_stopping = check_early_stopping(early_stopping, metrics, val_data, eval_train)
     params = jax.tree.map(_owned, params)
     dtype = jnp.result_type(*jax.tree.leaves(params))
-    lr = _put(0.0 if lr is None else lr, dtype)
-    state = _initial_state(params, opt_state, optimizer, early_stopping, dtype)
+    lr = 0.0 if lr is None else lr
+    state, lr = _initial_state(params, opt_state, optimizer, early_stopping, lr, dtype)
     if mesh is not None:  # Params and optimizer state on every device of the mesh.
         state, lr = distributed.replicate((state, lr), mesh)
     shuffle = "orders" if orders is not None else "key" if key is not None else "none"
@@ -175,11 +170,17 @@ def prepare(
     return prep if host else to_device(prep, [])
 
 
-def to_device(prep: Prepared, shared: list) -> Prepared:
+def _as_jax(a):
+    return a if isinstance(a, (jax.Array, np.ndarray)) else jnp.asarray(a)
+
+
+def to_device(prep: Prepared, shared: list, *, keep_numpy: bool = False) -> Prepared:
     """`prep` with its data and val_data as jax arrays (on every device of a mesh); `shared`
-    collects the NumPy arrays that XLA reads in place."""
+    collects the NumPy arrays that XLA reads in place. With `keep_numpy` (and no mesh), aligned
+    NumPy arrays stay as they are: the jitted run reads them in place (`_host.to_jax`)."""
+    keep = keep_numpy and prep.spec.mesh is None
     data, val_data = (
-        None if d is None else jax.tree.map(jnp.asarray, _host.to_jax(d, shared))
+        None if d is None else jax.tree.map(_as_jax, _host.to_jax(d, shared, keep_numpy=keep))
         for d in (prep.inputs.data, prep.inputs.val_data)
     )
     if prep.spec.mesh is not None:
@@ -202,9 +203,12 @@ def _count_compiles(seen: list):
 def compile_before_copy(prep: Prepared, state: RunState, inputs: RunInputs, spec: RunSpec) -> None:
     """Compiles the run while the data are still the caller's NumPy arrays, then gives the
     compiler's freed memory back, so that the copy for the device does not stack on top of it
-    (docs/design.md#compile-before-copy). Nothing to do for device data or on a mesh."""
+    (docs/design.md#compile-before-copy). Nothing to do for device data, on a mesh, or for
+    data under `COPY_FIRST_BYTES` (lowering again to ask whether it compiled costs a small call
+    more than the rest of it)."""
     arrays = jax.tree.leaves((prep.inputs.data, prep.inputs.val_data))
-    if spec.mesh is not None or not any(isinstance(a, np.ndarray) for a in arrays):
+    host = sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+    if spec.mesh is not None or host < COPY_FIRST_BYTES:
         return
     with _count_compiles([]) as seen:
         run_epochs.lower(state, inputs, spec=spec).compile()
