@@ -230,6 +230,33 @@ def test_small_numpy_data_compile_once_when_called(monkeypatch, traces):
     assert (traced, traces("run_epochs"), trims) == (1, 1, [])
 
 
+@pytest.mark.parametrize(
+    "options, ran",
+    [
+        (dict(epochs=6, optimizer=0.5), 6),
+        (dict(epochs=7, optimizer=0.5, callback=lambda done, r: None, epochs_per_call=3), 7),
+        (dict(epochs=6, optimizer=optax.adam(0.1), start_epoch=4), 6),
+        (dict(epochs=6, optimizer=1e37), 2),  # Diverges in epoch 1: the run stops there.
+        (dict(epochs=30, optimizer=5.0, early_stopping=jaxgd.EarlyStopping(patience=1)), 2),
+    ],
+)
+def test_full_batch_train_loss_read_off_the_next_epoch(options, ran):
+    """Full batch: the training loss after epoch e is the loss epoch e + 1 computes before its
+    update; only the last epoch that ran pays a pass of its own. Bit for bit what a separate pass
+    after every epoch gives (a metric keeps that pass), in chunks, resumed, diverged, stopped."""
+    X, y = make_data(n=40)
+    data, val = (X[:30] * 10, y[:30]), (X[30:], y[30:])
+    acc = {"acc": lambda p, x, y: (logit(p, x) > 0) == (y > 0.5)}
+    with_pass = jaxgd.fit(logistic_loss, zeros(), data, val_data=val, metrics=acc, **options)
+    read_off = jaxgd.fit(logistic_loss, zeros(), data, val_data=val, **options)
+    assert jaxgd.loop.run.next_epoch_tells(jaxgd.loop.setup.prepare(
+        logistic_loss, zeros(), data, epochs=1, optimizer=0.1).spec)  # fmt: skip
+    np.testing.assert_array_equal(read_off.train_loss, with_pass.train_loss)
+    np.testing.assert_array_equal(read_off.losses, with_pass.losses)
+    assert int(read_off.epochs_run) == ran
+    assert np.isnan(read_off.train_loss[ran:]).all()
+
+
 def test_eager_train_epoch_equals_fit_and_jit():
     X, y = make_data()
     order = jnp.asarray(np.random.default_rng(0).permutation(13))

@@ -18,7 +18,15 @@ from jaxgd.loop.epoch import Epoch, train_epoch
 from jaxgd.loop.once import once_if
 from jaxgd.loop.result import EarlyStopping
 
-__all__ = ["RunSpec", "RunState", "RunInputs", "run_epochs", "train_checked", "early_stop"]
+__all__ = [
+    "RunSpec",
+    "RunState",
+    "RunInputs",
+    "run_epochs",
+    "train_checked",
+    "early_stop",
+    "next_epoch_tells",
+]
 
 
 class RunSpec(NamedTuple):
@@ -132,7 +140,7 @@ def _epoch(spec: RunSpec, inputs: RunInputs, i, state: RunState):
     here = jnp.stack([epoch, trained.diverged_update]).astype(jnp.int32)
     diverged_at = jnp.where(trained.finite, state.diverged_at, here)
     evals = {}
-    if spec.eval_train:
+    if spec.eval_train and not next_epoch_tells(spec):
         evals |= _evaluate(spec, trained.params, inputs.data, "train")
     if inputs.val_data is not None:
         evals |= _evaluate(spec, trained.params, inputs.val_data, "val")
@@ -161,9 +169,31 @@ def _epoch_or_skip(spec: RunSpec, inputs: RunInputs, state: RunState, i):
     return once_if(~(state.stopped | (i >= inputs.active)), run, state, skipped)
 
 
+def next_epoch_tells(spec: RunSpec) -> bool:
+    """Whether the full-batch training loss after an epoch is read off the next epoch, whose
+    one update computes that very loss before it steps (docs/design.md#the-training-loss-of-a-
+    full-batch-epoch): no metrics, no early stopping on it, one device."""
+    early_on_train = spec.early is not None and spec.early.monitor.startswith("train_")
+    plain = not spec.metrics and spec.mesh is None and not early_on_train
+    return spec.eval_train and spec.batch_size is None and plain
+
+
+def _train_loss(spec: RunSpec, inputs: RunInputs, state: RunState, ran, losses):
+    """Per epoch of the call: the next epoch's loss before its update, or for the last epoch
+    that ran one pass over the data at the final params; NaN for epochs that did not run."""
+    last = _evaluate(spec, state.params, inputs.data, "train")["train_loss"]
+    following = jnp.concatenate([losses[1:, 0], jnp.full((1,), jnp.nan, losses.dtype)])
+    i = jnp.arange(losses.shape[0])
+    return jnp.where(i + 1 < ran, following, jnp.where(i < ran, last, jnp.nan))
+
+
 @functools.partial(jax.jit, static_argnames=("spec",))
 def run_epochs(state: RunState, inputs: RunInputs, *, spec: RunSpec):
     """`spec.epochs` epochs from `state`: the final state, losses (epochs, updates) and evals."""
     body = functools.partial(_epoch_or_skip, spec, inputs)
+    before = state.epochs_run
     state, (losses, evals) = lax.scan(body, state, jnp.arange(spec.epochs))
+    if next_epoch_tells(spec):  # The epochs that ran are the first `ran` of the call.
+        ran = state.epochs_run - before
+        evals = {"train_loss": _train_loss(spec, inputs, state, ran, losses), **evals}
     return state, losses, evals
