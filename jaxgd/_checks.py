@@ -57,21 +57,51 @@ def _all_finite_on_device(a):
 def _all_finite(a) -> bool:
     """Whether every value of the float array `a` is finite.
 
-    On the host with NumPy, in place and without a compile: NaN propagates through `min` and
-    `max`, and an infinity is the minimum or the maximum, so both are finite exactly when every
-    value is (no boolean temporary of `a`'s size, no overflow as a sum would risk). Elsewhere
-    one fused XLA program. A NumPy array is judged as the device will see it, in the dtype jax
-    converts it to: a float64 beyond float32's range is an inf when x64 is disabled.
+    On the host with NumPy, in place and without a compile (`all_finite_copying`). Elsewhere one
+    fused XLA program.
     """
     if not _on_host(a):
         return bool(_all_finite_on_device(a))
-    a = np.asarray(a)
-    if a.size == 0:
-        return True
-    # The NaN that min/max meet is the answer, and so is an overflow to inf in the cast.
+    return all_finite_copying(np.asarray(a))
+
+
+BLOCK_BYTES = 2**20  # A block this large stays in cache from its copy to its check.
+
+
+def _ends_finite(a: np.ndarray) -> bool:
+    """NaN propagates through `min` and `max`, and an infinity is the minimum or the maximum, so
+    both are finite exactly when every value is (no boolean temporary of `a`'s size, no overflow
+    as a sum would risk). Judged in the dtype jax converts `a` to: a float64 beyond float32's
+    range is an inf when x64 is disabled."""
     with np.errstate(invalid="ignore", over="ignore"):
         ends = np.array([a.min(), a.max()]).astype(jax.dtypes.canonicalize_dtype(a.dtype))
         return bool(np.isfinite(ends).all())
+
+
+def all_finite_copying(a: np.ndarray, out: np.ndarray | None = None) -> bool:
+    """Whether every value of the NumPy float array `a` is finite, read block by block of rows;
+    with `out` (same shape), each block is copied there first, so that the copy and the check
+    read the data from memory once (docs/design.md#the-fixed-cost-of-a-call)."""
+    if a.ndim == 0 or a.size == 0:
+        if out is not None:
+            np.copyto(out, a)
+        return a.size == 0 or _ends_finite(a)
+    rows = max(1, BLOCK_BYTES // max(1, a[0].nbytes))
+    finite = True
+    for start in range(0, a.shape[0], rows):
+        block = a[start : start + rows]
+        if out is not None:
+            np.copyto(out[start : start + rows], block)
+        finite = _ends_finite(block) and finite
+    return finite
+
+
+def non_finite_error(where: str, leaf) -> ValueError:
+    """The error for data `leaf` (named `where`) that holds NaN or inf."""
+    return ValueError(
+        f"{where} holds {_count_non_finite(leaf)} non-finite value(s) (NaN or inf); "
+        "clean or impute them before training."
+    )
 
 
 def _count_non_finite(a) -> int:
@@ -83,8 +113,11 @@ def _count_non_finite(a) -> int:
     return int(a.size - np.count_nonzero(np.isfinite(a)))
 
 
-def check_data(data, name: str = "data"):
-    """`data` is `(X, y)`: pytrees of arrays sharing the leading axis n > 0. Returns (X, y, n)."""
+def check_data(data, name: str = "data", *, numpy_values: bool = True):
+    """`data` is `(X, y)`: pytrees of arrays sharing the leading axis n > 0. Returns (X, y, n).
+
+    `numpy_values=False` leaves the values of NumPy arrays to the caller, who reads them anyway
+    (`fit` checks them while it copies them: `jaxgd._host.to_jax`)."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(
             f"`{name}` must be a pair `(X, y)` of arrays sharing the leading axis, "
@@ -115,12 +148,9 @@ def check_data(data, name: str = "data"):
                 raise TypeError(f"{where} has complex dtype {dtype}; jaxgd trains on real numbers.")
             if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
                 raise TypeError(f"{where} has non-numeric dtype {dtype}.")
-            if np.issubdtype(dtype, np.floating) and not _all_finite(leaf):
-                bad = _count_non_finite(leaf)
-                raise ValueError(
-                    f"{where} holds {bad} non-finite value(s) (NaN or inf); "
-                    "clean or impute them before training."
-                )
+            later = not numpy_values and isinstance(leaf, np.ndarray)
+            if np.issubdtype(dtype, np.floating) and not later and not _all_finite(leaf):
+                raise non_finite_error(where, leaf)
             sizes.append((f"{part}{jax.tree_util.keystr(path)}", leaf.shape[0]))
     n = sizes[0][1]
     if any(s != n for _, s in sizes):
@@ -133,9 +163,9 @@ def check_data(data, name: str = "data"):
     return X, y, n
 
 
-def check_val_data(val_data, X, y, name: str = "val_data"):
+def check_val_data(val_data, X, y, name: str = "val_data", *, numpy_values: bool = True):
     """`val_data` as `check_data`, with examples shaped like the training data's. Returns (X, y)."""
-    X_val, y_val, _ = check_data(val_data, name)
+    X_val, y_val, _ = check_data(val_data, name, numpy_values=numpy_values)
     for part, train, val in (("X", X, X_val), ("y", y, y_val)):
         want = jax.tree.map(lambda a: tuple(jnp.shape(a)[1:]), train)
         seen = jax.tree.map(lambda a: tuple(jnp.shape(a)[1:]), val)

@@ -13,10 +13,12 @@ import functools
 import jax
 import numpy as np
 
+from jaxgd import _checks
+
 ALIGN = 64  # Bytes: the alignment at which XLA:CPU uses a host buffer in place.
 
 
-def to_jax(data, shared: list, *, keep_numpy: bool = False):
+def to_jax(data, shared: list, *, keep_numpy: bool = False, non_finite: list | None = None):
     """Numeric NumPy arrays of a pair `(X, y)` as JAX arrays; anything else unchanged.
 
     An unaligned or strided array is copied once into an aligned buffer (`aligned_copy`), which
@@ -24,12 +26,23 @@ def to_jax(data, shared: list, *, keep_numpy: bool = False):
     array of the caller's read in place is noted in `shared`: `fit` then waits for its run to
     finish, so that writing to it afterwards is safe. With `keep_numpy`, aligned arrays stay
     NumPy arrays, which a jitted call reads in place as well (`device_put` cost a small call
-    more than the rest of it); every such array is noted in `shared`.
+    more than the rest of it); every such array is noted in `shared`. With a list `non_finite`,
+    the values of float NumPy arrays are checked on the way, in the same read as their copy
+    (`_checks.all_finite_copying`), and the path and array of each holding NaN or inf appended.
     """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         return data
-    leaves, tree = jax.tree.flatten(tuple(data))
-    host = [_aligned(a) if _numeric(a) else a for a in leaves]
+    pairs, tree = jax.tree_util.tree_flatten_with_path(tuple(data))
+    host = []
+    for path, a in pairs:
+        check = non_finite is not None and _numeric(a) and a.dtype.kind == "f"
+        b, finite = _aligned(a, check) if _numeric(a) else (a, True)
+        if not finite:
+            non_finite.append((path, a))
+        host.append(b)
+    if non_finite:  # The caller raises: nothing to move.
+        return data
+    leaves = [a for _, a in pairs]
     put = [_numeric(a) and not (keep_numpy and _canonical(a)) for a in host]
     moved = iter(
         jax.device_put([a for a, p in zip(host, put, strict=True) if p]) if any(put) else ()
@@ -51,11 +64,16 @@ def _canonical(a: np.ndarray) -> bool:
     return a.dtype == jax.dtypes.canonicalize_dtype(a.dtype)
 
 
-def _aligned(a: np.ndarray) -> np.ndarray:
-    """`a`, or an aligned copy where XLA would otherwise copy it itself, slowly."""
+def _aligned(a: np.ndarray, check: bool = False) -> tuple[np.ndarray, bool]:
+    """`a`, or an aligned copy where XLA would otherwise copy it itself, slowly; and, if
+    `check`, whether its values are all finite (read once for both)."""
     if _canonical(a) and (a.ctypes.data % ALIGN or not a.flags.c_contiguous):
-        return aligned_copy(a)
-    return a
+        out = aligned_empty(a.shape, a.dtype)
+        if not check:
+            np.copyto(out, a)
+            return out, True
+        return out, _checks.all_finite_copying(a, out)
+    return a, not check or _checks.all_finite_copying(a)
 
 
 def aligned_empty(shape, dtype) -> np.ndarray:

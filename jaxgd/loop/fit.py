@@ -217,6 +217,7 @@ def fit(
         eval_train=eval_train,
         mesh=mesh,
         host=True,
+        values_later=not streamed,  # Checked as they are copied (`to_device`).
     )
     chunk = prep.epochs
     if epochs_per_call is not None:

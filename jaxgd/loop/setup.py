@@ -117,17 +117,19 @@ def prepare(
     eval_train=True,
     mesh=None,
     host=False,
+    values_later=False,
 ) -> Prepared:
     """Checks `fit`'s arguments and builds the run's spec, first state and inputs.
 
     With `host` the data stay the arrays they are (`fit` compiles first, or streams them);
-    otherwise they are moved to the device (`to_device`).
+    otherwise they are moved to the device (`to_device`). With `values_later`, NumPy data's
+    values are checked by `to_device(..., keep_numpy=True)` in the same read as their copy.
     """
     _checks.check_callable(example_loss, "example_loss")
     mesh = distributed.check_mesh(mesh)
     epochs = _checks.check_int(epochs, "epochs", minimum=0)
     start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
-    X, y, n = _checks.check_data(data, "data")
+    X, y, n = _checks.check_data(data, "data", numpy_values=not values_later)
     _checks.check_params(params)
     tx, lr = _checks.check_learning_rate(optimizer)
     key = _checks.check_key(key)
@@ -143,7 +145,7 @@ def prepare(
     metrics = _checks.check_metrics(metrics)
     _check_functions(example_loss, metrics, params, X, y)
     if val_data is not None:
-        val_data = _checks.check_val_data(val_data, X, y)
+        val_data = _checks.check_val_data(val_data, X, y, numpy_values=not values_later)
     if early_stopping is not None:
         early_stopping = check_early_stopping(early_stopping, metrics, val_data, eval_train)
     params = jax.tree.map(_owned, params)
@@ -174,14 +176,28 @@ def _as_jax(a):
     return a if isinstance(a, (jax.Array, np.ndarray)) else jnp.asarray(a)
 
 
+def _moved(data, name: str, shared: list, keep: bool, check: bool):
+    """One data set as the run reads it; NaN or inf met on the way raise the checks' error."""
+    if data is None:
+        return None
+    bad = [] if check else None
+    data = _host.to_jax(data, shared, keep_numpy=keep, non_finite=bad)
+    if bad:
+        path, leaf = bad[0]
+        part = "X" if path[0].idx == 0 else "y"
+        raise _checks.non_finite_error(f"`{name}` {part}{jax.tree_util.keystr(path[1:])}", leaf)
+    return jax.tree.map(_as_jax, data)
+
+
 def to_device(prep: Prepared, shared: list, *, keep_numpy: bool = False) -> Prepared:
     """`prep` with its data and val_data as jax arrays (on every device of a mesh); `shared`
-    collects the NumPy arrays that XLA reads in place. With `keep_numpy` (and no mesh), aligned
-    NumPy arrays stay as they are: the jitted run reads them in place (`_host.to_jax`)."""
+    collects the NumPy arrays that XLA reads in place. With `keep_numpy` (`fit`), aligned NumPy
+    arrays stay as they are, as the jitted run reads them in place, and NumPy values are checked
+    in the same read as their copy (`prepare(..., values_later=True)` left them)."""
     keep = keep_numpy and prep.spec.mesh is None
     data, val_data = (
-        None if d is None else jax.tree.map(_as_jax, _host.to_jax(d, shared, keep_numpy=keep))
-        for d in (prep.inputs.data, prep.inputs.val_data)
+        _moved(d, name, shared, keep, keep_numpy)
+        for d, name in ((prep.inputs.data, "data"), (prep.inputs.val_data, "val_data"))
     )
     if prep.spec.mesh is not None:
         data, val_data = distributed.replicate((data, val_data), prep.spec.mesh)
