@@ -369,6 +369,30 @@ def test_optax_schedule_through_the_optimizer():
     np.testing.assert_allclose(r.params["w"], p["w"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_the_careful_epoch_compiles_only_for_a_run_that_needs_it(traces, chunk):
+    """`fit` runs a program without the careful epoch; the one with it is traced only when an
+    epoch met a non-finite value, and the run then equals a sweep's, whose one program has it."""
+    X = jnp.arange(1.0, 6.0)
+    f = lambda w, x, y: (w * x - y) ** 2
+    w = jnp.float32(1.0)  # Not a Python float: a weak type would trace again after a chunk.
+    run = lambda lr: jaxgd.fit(f, w, (X, jnp.ones(5)), epochs=7, optimizer=lr, batch_size=2,
+                               epochs_per_call=chunk, callback=chunk and (lambda d, r: None))  # fmt: skip
+    fine = run(0.01)
+    assert traces("run_epochs") == 1 and not bool(fine.diverged)
+    diverged = run(1e3)  # Epoch 1 overflows: the careful program redoes it from its start.
+    assert traces("run_epochs") == 2 and bool(diverged.diverged)
+    s = jaxgd.sweep(f, w, (X, jnp.ones(5)), learning_rates=[1e3], epochs=7, batch_size=2)
+    np.testing.assert_array_equal(diverged.losses, s.losses[0])
+    np.testing.assert_array_equal(diverged.train_loss, s.train_loss[0])
+    np.testing.assert_array_equal(diverged.params, s.params[0])
+    assert (int(diverged.diverged_epoch), int(diverged.diverged_update)) == (
+        int(s.diverged_epoch[0]),
+        int(s.diverged_update[0]),
+    )
+    assert int(diverged.epochs_run) == int(s.epochs_run[0])
+
+
 def test_divergence_stops_with_last_finite_params():
     X = jnp.arange(1.0, 5.0)
     f = lambda w, x, y: (w * x - y) ** 2

@@ -10,7 +10,7 @@ import optax
 from jaxgd import _checks
 from jaxgd.loop import stream as streaming
 from jaxgd.loop.result import DivergenceError, EarlyStopping, FitResult, assemble, nan_history
-from jaxgd.loop.run import RunInputs, RunState, run_epochs
+from jaxgd.loop.run import RunInputs, RunSpec, RunState, run_epochs
 from jaxgd.loop.setup import Prepared, compile_before_copy, prepare, to_device
 
 __all__ = ["fit"]
@@ -32,6 +32,22 @@ def _pad_rows(rows, size):
     return jnp.concatenate([rows, jnp.tile(rows[-1:], (size - rows.shape[0], 1))])
 
 
+def _run_chunk(prep: Prepared, state: RunState, chunk: int, done: int, spec: RunSpec):
+    """The compiled call of the epochs after `done`, by the program without the careful epoch;
+    if an epoch met a non-finite value, that program undid it (`run.undo_if_non_finite`) and
+    the program with the careful epoch runs from there (compiled only then)."""
+    inputs = _chunk_inputs(prep, prep.inputs, chunk, done)
+    new, losses, evals = run_epochs(state, inputs, spec=spec)
+    if not bool(new.diverged):
+        return new, losses, evals
+    ran = int(new.epochs_run) - int(state.epochs_run)
+    again = new._replace(stopped=np.False_, diverged=np.False_, diverged_at=state.diverged_at)
+    inputs = _chunk_inputs(prep, prep.inputs, chunk, done + ran)
+    new, redone, reevals = run_epochs(again, inputs, spec=spec._replace(careful=True))
+    join = lambda a, b: jnp.concatenate([a[:ran], b[: chunk - ran]])
+    return new, join(losses, redone), {k: join(v, reevals[k]) for k, v in evals.items()}
+
+
 def _call_back(callback, done: int, state: RunState, pieces, metrics):
     """`callback(done, result so far)`; an exception it raises (Ctrl-C included) carries the
     epochs trained so far as `.fit_result`."""
@@ -46,16 +62,14 @@ def _call_back(callback, done: int, state: RunState, pieces, metrics):
 
 def _run_chunks(prep: Prepared, chunk: int, callback) -> tuple:
     """The run as compiled calls of `chunk` epochs: the final state and the history pieces."""
-    spec = prep.spec._replace(epochs=chunk)
+    spec = prep.spec._replace(epochs=chunk, careful=False)
     compile_before_copy(prep, prep.state, _chunk_inputs(prep, prep.inputs, chunk, 0), spec)
     shared = []  # NumPy arrays that the run reads in place.
     prep = to_device(prep, shared, keep_numpy=True)
     state, pieces, done = prep.state, [], 0
     while True:
         span = min(chunk, prep.epochs - done)
-        state, losses, evals = run_epochs(
-            state, _chunk_inputs(prep, prep.inputs, chunk, done), spec=spec
-        )
+        state, losses, evals = _run_chunk(prep, state, chunk, done, spec)
         if span < chunk:  # A short last chunk: its padding epochs go (a dispatch per array).
             losses, evals = losses[:span], {k: v[:span] for k, v in evals.items()}
         pieces.append((losses, evals))

@@ -43,6 +43,7 @@ class RunSpec(NamedTuple):
     early: EarlyStopping | None
     mesh: Any = None  # A jax.sharding.Mesh: each batch split over its "data" axis.
     epochs: int = 1  # Epochs of one call (a chunk of the run).
+    careful: bool = True  # False: an epoch that meets a non-finite value is undone, not redone.
 
 
 class RunState(NamedTuple):
@@ -99,7 +100,8 @@ def _optimizer(spec: RunSpec, inputs: RunInputs):
 
 
 def train_checked(spec: RunSpec, inputs: RunInputs, params, opt_state, order) -> Epoch:
-    """One epoch; if it met a non-finite value, the same epoch again, careful (at most once)."""
+    """One epoch; if it met a non-finite value, the same epoch again, careful (at most once).
+    With `spec.careful` False, the fast epoch alone (`_epoch` undoes it if it met one)."""
     fast = train_epoch(
         spec.example_loss,
         params,
@@ -111,6 +113,8 @@ def train_checked(spec: RunSpec, inputs: RunInputs, params, opt_state, order) ->
         drop_last=spec.drop_last,
         mesh=spec.mesh,
     )
+    if not spec.careful:
+        return fast
     redo = functools.partial(_careful, spec, inputs, order)
     return once_if(~fast.finite, redo, (params, opt_state), fast)[1]
 
@@ -158,7 +162,18 @@ def _epoch(spec: RunSpec, inputs: RunInputs, i, state: RunState):
         wait,
         state.epochs_run + 1,
     )
+    if not spec.careful:
+        new = undo_if_non_finite(trained.finite, new, state)
     return new, (trained.losses, evals)
+
+
+def undo_if_non_finite(finite, new: RunState, old: RunState) -> RunState:
+    """`new`, or if the epoch met a non-finite value `old` marked stopped and diverged: a run
+    compiled without the careful epoch (`spec.careful` False) leaves that epoch to a program
+    with it, which `fit` compiles only then (docs/design.md#divergence-a-fast-epoch-and-a-
+    careful-one-only-when-needed)."""
+    undone = old._replace(stopped=jnp.array(True), diverged=jnp.array(True))
+    return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, undone)
 
 
 def _epoch_or_skip(spec: RunSpec, inputs: RunInputs, state: RunState, i):
