@@ -165,7 +165,9 @@ def fit(
       start_epoch: the epoch number to resume at, so that `key` draws the same orders as one long
         run: 5 epochs then 5 more with `start_epoch=5` equal 10 at once.
       eval_train: evaluate loss and metrics on all training data after every epoch (one extra
-        forward pass); False fills `train_loss` with NaN and saves that pass.
+        forward pass; full batch without metrics reads the loss off the next epoch's update and
+        pays one pass a call); False fills `train_loss` with NaN and saves that pass. What Keras
+        and fastai print as training loss comes from the batch losses, in `.losses`.
       on_divergence: "stop" (default) stops before the first update whose loss, gradient or new
         params are not finite and reports it in the result; "raise" raises `DivergenceError`
         carrying that result.

@@ -170,8 +170,7 @@ def _epoch(spec: RunSpec, inputs: RunInputs, i, state: RunState):
 def undo_if_non_finite(finite, new: RunState, old: RunState) -> RunState:
     """`new`, or if the epoch met a non-finite value `old` marked stopped and diverged: a run
     compiled without the careful epoch (`spec.careful` False) leaves that epoch to a program
-    with it, which `fit` compiles only then (docs/design.md#divergence-a-fast-epoch-and-a-
-    careful-one-only-when-needed)."""
+    with it, which `fit` compiles only then (docs/design.md#divergence-compiled-when-met)."""
     undone = old._replace(stopped=jnp.array(True), diverged=jnp.array(True))
     return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, undone)
 
@@ -186,8 +185,8 @@ def _epoch_or_skip(spec: RunSpec, inputs: RunInputs, state: RunState, i):
 
 def next_epoch_tells(spec: RunSpec) -> bool:
     """Whether the full-batch training loss after an epoch is read off the next epoch, whose
-    one update computes that very loss before it steps (docs/design.md#the-training-loss-of-a-
-    full-batch-epoch): no metrics, no early stopping on it, one device."""
+    one update computes that very loss before it steps (no metrics, no early stopping on it, one
+    device): docs/design.md#the-training-loss-of-a-full-batch-epoch."""
     early_on_train = spec.early is not None and spec.early.monitor.startswith("train_")
     plain = not spec.metrics and spec.mesh is None and not early_on_train
     return spec.eval_train and spec.batch_size is None and plain
