@@ -13,6 +13,7 @@ import numbers
 import os
 import re
 import traceback
+import weakref
 from collections.abc import Mapping
 
 import jax
@@ -143,21 +144,51 @@ def _all_finite_on_device(a):
 def _all_finite(a) -> bool:
     """Whether every value of the float array `a` is finite.
 
-    On the host with NumPy, in place and without a compile: NaN propagates through `min` and
-    `max`, and an infinity is the minimum or the maximum, so both are finite exactly when every
-    value is (no boolean temporary of `a`'s size, no overflow as a sum would risk). Elsewhere
-    one fused XLA program. A NumPy array is judged as the device will see it, in the dtype jax
-    converts it to: a float64 beyond float32's range is an inf when x64 is disabled.
+    On the host with NumPy, in place and without a compile (`all_finite_copying`). Elsewhere one
+    fused XLA program.
     """
     if not _on_host(a):
         return bool(_all_finite_on_device(a))
-    a = np.asarray(a)
-    if a.size == 0:
-        return True
-    # The NaN that min/max meet is the answer, and so is an overflow to inf in the cast.
+    return all_finite_copying(np.asarray(a))
+
+
+BLOCK_BYTES = 2**20  # A block this large stays in cache from its copy to its check.
+
+
+def _ends_finite(a: np.ndarray) -> bool:
+    """NaN propagates through `min` and `max`, and an infinity is the minimum or the maximum, so
+    both are finite exactly when every value is (no boolean temporary of `a`'s size, no overflow
+    as a sum would risk). Judged in the dtype jax converts `a` to: a float64 beyond float32's
+    range is an inf when x64 is disabled."""
     with np.errstate(invalid="ignore", over="ignore"):
         ends = np.array([a.min(), a.max()]).astype(jax.dtypes.canonicalize_dtype(a.dtype))
         return bool(np.isfinite(ends).all())
+
+
+def all_finite_copying(a: np.ndarray, out: np.ndarray | None = None) -> bool:
+    """Whether every value of the NumPy float array `a` is finite, read block by block of rows;
+    with `out` (same shape), each block is copied there first, so that the copy and the check
+    read the data from memory once (docs/design.md#the-fixed-cost-of-a-call)."""
+    if a.ndim == 0 or a.size == 0:
+        if out is not None:
+            np.copyto(out, a)
+        return a.size == 0 or _ends_finite(a)
+    rows = max(1, BLOCK_BYTES // max(1, a[0].nbytes))
+    finite = True
+    for start in range(0, a.shape[0], rows):
+        block = a[start : start + rows]
+        if out is not None:
+            np.copyto(out[start : start + rows], block)
+        finite = _ends_finite(block) and finite
+    return finite
+
+
+def non_finite_error(where: str, leaf) -> ValueError:
+    """The error for data `leaf` (named `where`) that holds NaN or inf."""
+    return ValueError(
+        f"{where} holds {_count_non_finite(leaf)} non-finite value(s) (NaN or inf); "
+        "clean or impute them before training."
+    )
 
 
 def _count_non_finite(a) -> int:
@@ -225,8 +256,9 @@ def _check_int_range(a, where: str):
         )
 
 
-def _check_data_leaf(leaf, where: str):
-    """One array of `data`: an array of real numbers, all finite, that the device reads as is."""
+def _check_data_leaf(leaf, where: str, numpy_values: bool = True):
+    """One array of `data`: an array of real numbers, all finite, that the device reads as is
+    (`numpy_values=False`: a NumPy array's values are checked by the caller, see `check_data`)."""
     if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
         raise TypeError(
             f"{where} must be an array, got {type(leaf).__name__}; wrap it with `np.asarray(...)`."
@@ -244,18 +276,17 @@ def _check_data_leaf(leaf, where: str):
         raise TypeError(f"{where} has non-numeric dtype {dtype}.")
     if jnp.issubdtype(dtype, jnp.integer):
         _check_int_range(leaf, where)
-    if jnp.issubdtype(dtype, jnp.floating) and not _all_finite(leaf):
-        bad = _count_non_finite(leaf)
-        raise ValueError(
-            f"{where} holds {bad} non-finite value(s) (NaN or inf); "
-            "clean or impute them before training."
-        )
+    later = not numpy_values and isinstance(leaf, np.ndarray)
+    if jnp.issubdtype(dtype, jnp.floating) and not later and not _all_finite(leaf):
+        raise non_finite_error(where, leaf)
 
 
-def check_data(data, name: str = "data"):
+def check_data(data, name: str = "data", *, numpy_values: bool = True):
     """`data` is `(X, y)`: pytrees of arrays sharing the leading axis n > 0. Returns (X, y, n).
 
     PyTorch tensors are converted to NumPy arrays (on the CPU, without their autograd graph).
+    `numpy_values=False` leaves the values of NumPy arrays to the caller, who reads them anyway
+    (`fit` checks them while it copies them: `jaxgd._host.to_jax`).
     """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(
@@ -274,7 +305,7 @@ def check_data(data, name: str = "data"):
         if not leaves:
             raise ValueError(f"`{name}`: {part} holds no arrays.")
         for path, leaf in leaves:
-            _check_data_leaf(leaf, f"`{name}` {part}{jax.tree_util.keystr(path)}")
+            _check_data_leaf(leaf, f"`{name}` {part}{jax.tree_util.keystr(path)}", numpy_values)
             sizes.append((f"{part}{jax.tree_util.keystr(path)}", leaf.shape[0]))
         parts.append(tree)
     n = sizes[0][1]
@@ -288,9 +319,9 @@ def check_data(data, name: str = "data"):
     return parts[0], parts[1], n
 
 
-def check_val_data(val_data, X, y, name: str = "val_data"):
+def check_val_data(val_data, X, y, name: str = "val_data", *, numpy_values: bool = True):
     """`val_data` as `check_data`, with examples shaped like the training data's. Returns (X, y)."""
-    X_val, y_val, _ = check_data(val_data, name)
+    X_val, y_val, _ = check_data(val_data, name, numpy_values=numpy_values)
     for part, train, val in (("X", X, X_val), ("y", y, y_val)):
         want = jax.tree.map(lambda a: tuple(jnp.shape(a)[1:]), train)
         seen = jax.tree.map(lambda a: tuple(jnp.shape(a)[1:]), val)
@@ -555,16 +586,43 @@ def _call_failed(err: Exception, fn_name: str, shapes: str) -> Exception:
     return ValueError(message) if isinstance(err, ValueError) else TypeError(message)
 
 
+# fn -> the signatures (`_signature`) it passed `check_example_fn` with: shapes, never values.
+_PASSED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _signature(tree, what: str):
+    """What `check_example_fn`'s verdict depends on besides the function: structure, shapes,
+    dtypes and types of the leaves (a Python float is weakly typed, an array is not)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    kinds = tuple(
+        (type(a), np.shape(a), getattr(a, "dtype", None), getattr(a, "weak_type", None))
+        for a in leaves
+    )
+    return what, treedef, kinds
+
+
+def _passed(fn) -> set:
+    try:
+        return _PASSED.setdefault(fn, set())
+    except TypeError:  # Not weakly referenceable (or unhashable): checked every time.
+        return set()
+
+
 def check_example_fn(fn, params, X, y, name: str, what: str = "loss"):
     """`fn(params, x, y)` must return a float scalar for ONE example (checked with eval_shape).
 
     An error inside `fn` (a Python `if` on a traced value, `np.exp` of one, `x[0]` of a 0-d
     example, ...) comes out as a `TypeError` (a `ValueError` for one) naming `name`, the
-    example's shapes and the line, with JAX's own words and the usual fix.
+    example's shapes and the line, with JAX's own words and the usual fix. A function that
+    passed with the same shapes and dtypes is not traced again (the trace cost more than the
+    rest of a small `fit` call).
     """
     check_callable(fn, name, args=("params", "x", "y"))
     # One example's shape and dtype: `a[0]` of a jax array would dispatch (and compile) a slice.
     x0, y0 = jax.tree.map(_one_example, (X, y))
+    passed, signature = _passed(fn), _signature((params, x0, y0), what)
+    if signature in passed:  # Its verdict depends on shapes and dtypes only: traced once.
+        return
     shapes = f"x of shape {jax.tree.map(jnp.shape, x0)}, y of shape {jax.tree.map(jnp.shape, y0)}"
     try:
         out = jax.eval_shape(fn, params, x0, y0)
@@ -587,3 +645,4 @@ def check_example_fn(fn, params, X, y, name: str, what: str = "loss"):
         )
     if not jnp.issubdtype(out.dtype, jnp.floating) and what == "loss":
         raise TypeError(f"`{name}` must return a floating-point {what}, got dtype {out.dtype}.")
+    passed.add(signature)

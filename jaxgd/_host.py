@@ -13,33 +13,67 @@ import functools
 import jax
 import numpy as np
 
+from jaxgd import _checks
+
 ALIGN = 64  # Bytes: the alignment at which XLA:CPU uses a host buffer in place.
 
 
-def to_jax(data, shared: list):
+def to_jax(data, shared: list, *, keep_numpy: bool = False, non_finite: list | None = None):
     """Numeric NumPy arrays of a pair `(X, y)` as JAX arrays; anything else unchanged.
 
     An unaligned or strided array is copied once into an aligned buffer (`aligned_copy`), which
     XLA reads in place (`jnp.asarray` would be slower still than `jax.device_put`'s own copy). An
     array of the caller's read in place is noted in `shared`: `fit` then waits for its run to
-    finish, so that writing to it afterwards is safe.
+    finish, so that writing to it afterwards is safe. With `keep_numpy`, aligned arrays stay
+    NumPy arrays, which a jitted call reads in place as well (`device_put` cost a small call
+    more than the rest of it); every such array is noted in `shared`. With a list `non_finite`,
+    the values of float NumPy arrays are checked on the way, in the same read as their copy
+    (`_checks.all_finite_copying`), and the path and array of each holding NaN or inf appended.
     """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         return data
-
-    def put(a):
-        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
-            return a
-        if a.dtype == jax.dtypes.canonicalize_dtype(a.dtype) and (
-            a.ctypes.data % ALIGN or not a.flags.c_contiguous
-        ):
-            return jax.device_put(aligned_copy(a))
-        out = jax.device_put(a)
-        if a.size and out.unsafe_buffer_pointer() == a.ctypes.data:
+    pairs, tree = jax.tree_util.tree_flatten_with_path(tuple(data))
+    host = []
+    for path, a in pairs:
+        check = non_finite is not None and _numeric(a) and a.dtype.kind == "f"
+        b, finite = _aligned(a, check) if _numeric(a) else (a, True)
+        if not finite:
+            non_finite.append((path, a))
+        host.append(b)
+    if non_finite:  # The caller raises: nothing to move.
+        return data
+    leaves = [a for _, a in pairs]
+    put = [_numeric(a) and not (keep_numpy and _canonical(a)) for a in host]
+    moved = iter(
+        jax.device_put([a for a, p in zip(host, put, strict=True) if p]) if any(put) else ()
+    )
+    out = [next(moved) if p else a for a, p in zip(host, put, strict=True)]
+    for a, b in zip(leaves, out, strict=True):
+        if isinstance(b, np.ndarray):  # Read in place by the run: kept alive until it is done.
+            shared.append(b)
+        elif _numeric(a) and a.size and b.unsafe_buffer_pointer() == a.ctypes.data:
             shared.append(a)
-        return out
+    return jax.tree.unflatten(tree, out)
 
-    return tuple(jax.tree.map(put, part) for part in data)
+
+def _numeric(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype.kind in "biuf"
+
+
+def _canonical(a: np.ndarray) -> bool:
+    return a.dtype == jax.dtypes.canonicalize_dtype(a.dtype)
+
+
+def _aligned(a: np.ndarray, check: bool = False) -> tuple[np.ndarray, bool]:
+    """`a`, or an aligned copy where XLA would otherwise copy it itself, slowly; and, if
+    `check`, whether its values are all finite (read once for both)."""
+    if _canonical(a) and (a.ctypes.data % ALIGN or not a.flags.c_contiguous):
+        out = aligned_empty(a.shape, a.dtype)
+        if not check:
+            np.copyto(out, a)
+            return out, True
+        return out, _checks.all_finite_copying(a, out)
+    return a, not check or _checks.all_finite_copying(a)
 
 
 def aligned_empty(shape, dtype) -> np.ndarray:

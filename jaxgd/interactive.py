@@ -241,7 +241,8 @@ def live_train(
 
     SGD with momentum (`optax.sgd`, PyTorch's formula) through one `inject_hyperparams`
     object: a new `learning_rate` or `momentum` is a new value in the optimizer's state, so the
-    compiled program is reused; a new `batch_size` or `epochs` compiles once per value.
+    compiled program is reused; a new `batch_size` or `epochs` compiles once per value, and the
+    first run that diverges compiles the careful epoch that stops it, once.
 
     Args:
       problem: from `live_problem`.

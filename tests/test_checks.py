@@ -31,6 +31,36 @@ def test_all_finite_finds_every_non_finite_value(dtype, bad, where):
     assert _checks._count_non_finite(a) == 1
 
 
+@pytest.mark.parametrize("where", [0, 1, 517, -1])
+def test_all_finite_copying_checks_every_block_and_copies_them_all(monkeypatch, where):
+    """Blocks of 3 rows (of 20 values): a NaN in any block is found, and the copy is whole even
+    when an early block held it."""
+    monkeypatch.setattr(_checks, "BLOCK_BYTES", 3 * 20 * 4)
+    a = np.linspace(-3, 3, 1000, dtype=np.float32).reshape(50, 20)
+    out = np.empty_like(a)
+    assert _checks.all_finite_copying(a, out)
+    np.testing.assert_array_equal(out, a)
+    a.reshape(-1)[where] = np.nan
+    out = np.empty_like(a)
+    assert not _checks.all_finite_copying(a, out)
+    np.testing.assert_array_equal(out, a)  # NaN compares equal here.
+    assert not _checks.all_finite_copying(a)
+
+
+def test_fit_checks_numpy_data_as_it_copies_them(monkeypatch):
+    """`fit` reads NumPy data once for their aligned copy and their check: the values are not
+    checked before (`check_data(numpy_values=False)`), and a NaN still stops it, named."""
+    whole = []
+    monkeypatch.setattr(_checks, "_all_finite", lambda a: whole.append(a) or True)
+    X = _host.aligned_empty((401, 5), np.float32)[1:]  # Unaligned: 20 bytes past the start.
+    X[...] = 1.0
+    X[123, 4] = np.inf
+    with pytest.raises(ValueError, match=r"`data` X holds 1 non-finite value\(s\)"):
+        jaxgd.fit(lambda p, x, y: jnp.sum(p * x) - y, jnp.zeros(5), (X, np.zeros(400)),
+                  epochs=1, optimizer=0.1)  # fmt: skip
+    assert not any(a is X for a in whole)  # Params only: the data were checked on the copy.
+
+
 def test_all_finite_strided_empty_scalar_and_large_finite_values():
     a = np.ones((6, 4), np.float32)
     a[3, 1] = np.nan

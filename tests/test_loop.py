@@ -9,6 +9,7 @@ import pytest
 
 import jaxgd
 from jaxgd import _host, _shuffle
+from jaxgd.loop import setup
 
 
 def logistic_loss(p, x, y):
@@ -190,6 +191,7 @@ def test_numpy_data_compile_once_before_their_copy(monkeypatch, traces):
 def _compile_once_before_copy(compiles, trims, monkeypatch, traces):
     release = _host.release_free_memory
     monkeypatch.setattr(_host, "release_free_memory", lambda: trims.append(1) or release())
+    monkeypatch.setattr(setup, "COPY_FIRST_BYTES", 0)  # As for data of many MB.
     X, y = make_data()
     X, y = np.asarray(X[:11], np.float64), y[:11]  # float64: converted to float32 when copied.
     # (11 rows, batches of 5, chunks of 2 epochs: a program no other test compiles first.)
@@ -213,6 +215,47 @@ def _compile_once_before_copy(compiles, trims, monkeypatch, traces):
     on_device = run(jax.device_put((X.astype(np.float32), y)), epochs_per_call=2)
     assert len(trims) - n_trims == 1  # Data already on the device: no compile ahead.
     np.testing.assert_array_equal(on_device.params["w"], first.params["w"])
+
+
+def test_small_numpy_data_compile_once_when_called(monkeypatch, traces):
+    """Under `COPY_FIRST_BYTES` of NumPy data there is no memory to save: `fit` does not lower its
+    run ahead (that cost a small call more than the rest of it), the call compiles it once."""
+    trims = []
+    monkeypatch.setattr(_host, "release_free_memory", lambda: trims.append(1))
+    X, y = make_data(n=9)
+    run = lambda: jaxgd.fit(logistic_loss, zeros(), (X, y), epochs=2, batch_size=4, optimizer=0.1,
+                            key=jax.random.key(0))  # fmt: skip
+    first = run()
+    traced = traces("run_epochs")
+    np.testing.assert_array_equal(run().params["w"], first.params["w"])
+    assert (traced, traces("run_epochs"), trims) == (1, 1, [])
+
+
+@pytest.mark.parametrize(
+    "options, ran",
+    [
+        (dict(epochs=6, optimizer=0.5), 6),
+        (dict(epochs=7, optimizer=0.5, callback=lambda done, r: None, epochs_per_call=3), 7),
+        (dict(epochs=6, optimizer=optax.adam(0.1), start_epoch=4), 6),
+        (dict(epochs=6, optimizer=1e37), 2),  # Diverges in epoch 1: the run stops there.
+        (dict(epochs=30, optimizer=5.0, early_stopping=jaxgd.EarlyStopping(patience=1)), 2),
+    ],
+)
+def test_full_batch_train_loss_read_off_the_next_epoch(options, ran):
+    """Full batch: the training loss after epoch e is the loss epoch e + 1 computes before its
+    update; only the last epoch that ran pays a pass of its own. Bit for bit what a separate pass
+    after every epoch gives (a metric keeps that pass), in chunks, resumed, diverged, stopped."""
+    X, y = make_data(n=40)
+    data, val = (X[:30] * 10, y[:30]), (X[30:], y[30:])
+    acc = {"acc": lambda p, x, y: (logit(p, x) > 0) == (y > 0.5)}
+    with_pass = jaxgd.fit(logistic_loss, zeros(), data, val_data=val, metrics=acc, **options)
+    read_off = jaxgd.fit(logistic_loss, zeros(), data, val_data=val, **options)
+    assert jaxgd.loop.run.next_epoch_tells(jaxgd.loop.setup.prepare(
+        logistic_loss, zeros(), data, epochs=1, optimizer=0.1).spec)  # fmt: skip
+    np.testing.assert_array_equal(read_off.train_loss, with_pass.train_loss)
+    np.testing.assert_array_equal(read_off.losses, with_pass.losses)
+    assert int(read_off.epochs_run) == ran
+    assert np.isnan(read_off.train_loss[ran:]).all()
 
 
 def test_eager_train_epoch_equals_fit_and_jit():
@@ -331,6 +374,30 @@ def test_optax_schedule_through_the_optimizer():
         lr = 0.5 * 0.5**k
         p = jax.tree.map(lambda a, b, lr=lr: a - lr * b, p, g)
     np.testing.assert_allclose(r.params["w"], p["w"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_the_careful_epoch_compiles_only_for_a_run_that_needs_it(traces, chunk):
+    """`fit` runs a program without the careful epoch; the one with it is traced only when an
+    epoch met a non-finite value, and the run then equals a sweep's, whose one program has it."""
+    X = jnp.arange(1.0, 6.0)
+    f = lambda w, x, y: (w * x - y) ** 2
+    w = jnp.float32(1.0)  # Not a Python float: a weak type would trace again after a chunk.
+    run = lambda lr: jaxgd.fit(f, w, (X, jnp.ones(5)), epochs=7, optimizer=lr, batch_size=2,
+                               epochs_per_call=chunk, callback=chunk and (lambda d, r: None))  # fmt: skip
+    fine = run(0.01)
+    assert traces("run_epochs") == 1 and not bool(fine.diverged)
+    diverged = run(1e3)  # Epoch 1 overflows: the careful program redoes it from its start.
+    assert traces("run_epochs") == 2 and bool(diverged.diverged)
+    s = jaxgd.sweep(f, w, (X, jnp.ones(5)), learning_rates=[1e3], epochs=7, batch_size=2)
+    np.testing.assert_array_equal(diverged.losses, s.losses[0])
+    np.testing.assert_array_equal(diverged.train_loss, s.train_loss[0])
+    np.testing.assert_array_equal(diverged.params, s.params[0])
+    assert (int(diverged.diverged_epoch), int(diverged.diverged_update)) == (
+        int(s.diverged_epoch[0]),
+        int(s.diverged_update[0]),
+    )
+    assert int(diverged.epochs_run) == int(s.epochs_run[0])
 
 
 def test_divergence_stops_with_last_finite_params():

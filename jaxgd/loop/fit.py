@@ -19,7 +19,7 @@ from jaxgd.loop.result import (
     call_back,
     nan_history,
 )
-from jaxgd.loop.run import RunInputs, run_epochs
+from jaxgd.loop.run import RunInputs, RunSpec, RunState, run_epochs
 from jaxgd.loop.setup import Prepared, compile_before_copy, prepare, to_device
 
 __all__ = ["fit"]
@@ -41,23 +41,39 @@ def _pad_rows(rows, size):
     return jnp.concatenate([rows, jnp.tile(rows[-1:], (size - rows.shape[0], 1))])
 
 
+def _run_chunk(prep: Prepared, state: RunState, chunk: int, done: int, spec: RunSpec):
+    """The compiled call of the epochs after `done`, by the program without the careful epoch;
+    if an epoch met a non-finite value, that program undid it (`run.undo_if_non_finite`) and
+    the program with the careful epoch runs from there (compiled only then)."""
+    inputs = _chunk_inputs(prep, prep.inputs, chunk, done)
+    new, losses, evals = run_epochs(state, inputs, spec=spec)
+    if not bool(new.diverged):
+        return new, losses, evals
+    ran = int(new.epochs_run) - int(state.epochs_run)
+    again = new._replace(stopped=np.False_, diverged=np.False_, diverged_at=state.diverged_at)
+    inputs = _chunk_inputs(prep, prep.inputs, chunk, done + ran)
+    new, redone, reevals = run_epochs(again, inputs, spec=spec._replace(careful=True))
+    join = lambda a, b: jnp.concatenate([a[:ran], b[: chunk - ran]])
+    return new, join(losses, redone), {k: join(v, reevals[k]) for k, v in evals.items()}
+
+
 def _run_chunks(prep: Prepared, chunk: int, callback, saver=None) -> tuple:
     """The run as compiled calls of `chunk` epochs: the final state and the history pieces.
     A `saver` resumes from its checkpoint (`prep.state`, its history and epochs done) and saves
     after every chunk."""
-    spec = prep.spec._replace(epochs=chunk)
+    spec = prep.spec._replace(epochs=chunk, careful=False)
     compile_before_copy(prep, prep.state, _chunk_inputs(prep, prep.inputs, chunk, 0), spec)
     shared = []  # NumPy arrays that the run reads in place.
-    prep = to_device(prep, shared)
+    prep = to_device(prep, shared, keep_numpy=True)
     state, pieces, done = prep.state, [], 0
     if saver is not None:
         pieces, done = list(saver.history), saver.done
     while not pieces or (done < prep.epochs and not bool(state.stopped)):
         span = min(chunk, prep.epochs - done)
-        state, losses, evals = run_epochs(
-            state, _chunk_inputs(prep, prep.inputs, chunk, done), spec=spec
-        )
-        pieces.append((losses[:span], {k: v[:span] for k, v in evals.items()}))
+        state, losses, evals = _run_chunk(prep, state, chunk, done, spec)
+        if span < chunk:  # A short last chunk: its padding epochs go (a dispatch per array).
+            losses, evals = losses[:span], {k: v[:span] for k, v in evals.items()}
+        pieces.append((losses, evals))
         done += span
         if saver is not None:
             saver.save(done, state, pieces)
@@ -150,7 +166,9 @@ def fit(
       start_epoch: the epoch number to resume at, so that `key` draws the same orders as one long
         run: 5 epochs then 5 more with `start_epoch=5` equal 10 at once.
       eval_train: evaluate loss and metrics on all training data after every epoch (one extra
-        forward pass); False fills `train_loss` with NaN and saves that pass.
+        forward pass; full batch without metrics reads the loss off the next epoch's update and
+        pays one pass a call); False fills `train_loss` with NaN and saves that pass. What Keras
+        and fastai print as training loss comes from the batch losses, in `.losses`.
       on_divergence: "stop" (default) stops before the first update whose loss, gradient or new
         params are not finite and reports it in the result; "raise" raises `DivergenceError`
         carrying that result.
@@ -222,6 +240,7 @@ def fit(
         eval_train=eval_train,
         mesh=mesh,
         host=True,
+        values_later=not streamed,  # Checked as they are copied (`to_device`).
     )
     chunk = prep.epochs
     if epochs_per_call is not None:

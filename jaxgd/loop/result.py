@@ -28,8 +28,8 @@ class FitResult(NamedTuple):
     val_loss: jax.Array  # shape=(epochs,): the same on `val_data` (NaN without it).
     val_metrics: dict  # name -> shape=(epochs,).
     diverged: jax.Array  # shape=(), bool: an update met a non-finite loss, gradient or result.
-    diverged_epoch: jax.Array  # shape=(), int32: the epoch of that update, -1 if none.
-    diverged_update: jax.Array  # shape=(), int32: its index within the epoch, -1 if none.
+    diverged_epoch: np.int32  # shape=(): the epoch of that update, -1 if none.
+    diverged_update: np.int32  # shape=(): its index within the epoch, -1 if none.
     epochs_run: jax.Array  # shape=(), int32: epochs that ran (fewer after early stop/divergence).
 
 
@@ -59,6 +59,9 @@ def assemble(state, pieces, metrics) -> FitResult:
     losses = _cat([p[0] for p in pieces])
     evals = {k: _cat([p[1][k] for p in pieces]) for k in pieces[0][1]}
     nan = np.full(losses.shape[:1], np.nan, losses.dtype)
+    at = state.diverged_at  # (2,), or traced (`jaxgd.sweep` assembles under `vmap`).
+    if not isinstance(at, jax.core.Tracer):  # Indexing dispatched (and compiled) a program each.
+        at = np.asarray(at)
     return FitResult(
         params=state.params,
         opt_state=state.opt_state,
@@ -68,8 +71,8 @@ def assemble(state, pieces, metrics) -> FitResult:
         val_loss=evals.get("val_loss", nan),
         val_metrics={m: evals[f"val_{m}"] for m in metrics if f"val_{m}" in evals},
         diverged=state.diverged,
-        diverged_epoch=state.diverged_at[0],
-        diverged_update=state.diverged_at[1],
+        diverged_epoch=at[0],
+        diverged_update=at[1],
         epochs_run=state.epochs_run,
     )
 

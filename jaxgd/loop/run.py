@@ -18,7 +18,15 @@ from jaxgd.loop.epoch import Epoch, train_epoch
 from jaxgd.loop.once import once_if
 from jaxgd.loop.result import EarlyStopping
 
-__all__ = ["RunSpec", "RunState", "RunInputs", "run_epochs", "train_checked", "early_stop"]
+__all__ = [
+    "RunSpec",
+    "RunState",
+    "RunInputs",
+    "run_epochs",
+    "train_checked",
+    "early_stop",
+    "next_epoch_tells",
+]
 
 
 class RunSpec(NamedTuple):
@@ -35,6 +43,7 @@ class RunSpec(NamedTuple):
     early: EarlyStopping | None
     mesh: Any = None  # A jax.sharding.Mesh: each batch split over its "data" axis.
     epochs: int = 1  # Epochs of one call (a chunk of the run).
+    careful: bool = True  # False: an epoch that meets a non-finite value is undone, not redone.
 
 
 class RunState(NamedTuple):
@@ -91,7 +100,8 @@ def _optimizer(spec: RunSpec, inputs: RunInputs):
 
 
 def train_checked(spec: RunSpec, inputs: RunInputs, params, opt_state, order) -> Epoch:
-    """One epoch; if it met a non-finite value, the same epoch again, careful (at most once)."""
+    """One epoch; if it met a non-finite value, the same epoch again, careful (at most once).
+    With `spec.careful` False, the fast epoch alone (`_epoch` undoes it if it met one)."""
     fast = train_epoch(
         spec.example_loss,
         params,
@@ -103,6 +113,8 @@ def train_checked(spec: RunSpec, inputs: RunInputs, params, opt_state, order) ->
         drop_last=spec.drop_last,
         mesh=spec.mesh,
     )
+    if not spec.careful:
+        return fast
     redo = functools.partial(_careful, spec, inputs, order)
     return once_if(~fast.finite, redo, (params, opt_state), fast)[1]
 
@@ -132,7 +144,7 @@ def _epoch(spec: RunSpec, inputs: RunInputs, i, state: RunState):
     here = jnp.stack([epoch, trained.diverged_update]).astype(jnp.int32)
     diverged_at = jnp.where(trained.finite, state.diverged_at, here)
     evals = {}
-    if spec.eval_train:
+    if spec.eval_train and not next_epoch_tells(spec):
         evals |= _evaluate(spec, trained.params, inputs.data, "train")
     if inputs.val_data is not None:
         evals |= _evaluate(spec, trained.params, inputs.val_data, "val")
@@ -150,7 +162,17 @@ def _epoch(spec: RunSpec, inputs: RunInputs, i, state: RunState):
         wait,
         state.epochs_run + 1,
     )
+    if not spec.careful:
+        new = undo_if_non_finite(trained.finite, new, state)
     return new, (trained.losses, evals)
+
+
+def undo_if_non_finite(finite, new: RunState, old: RunState) -> RunState:
+    """`new`, or if the epoch met a non-finite value `old` marked stopped and diverged: a run
+    compiled without the careful epoch (`spec.careful` False) leaves that epoch to a program
+    with it, which `fit` compiles only then (docs/design.md#divergence-compiled-when-met)."""
+    undone = old._replace(stopped=jnp.array(True), diverged=jnp.array(True))
+    return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, undone)
 
 
 def _epoch_or_skip(spec: RunSpec, inputs: RunInputs, state: RunState, i):
@@ -161,9 +183,31 @@ def _epoch_or_skip(spec: RunSpec, inputs: RunInputs, state: RunState, i):
     return once_if(~(state.stopped | (i >= inputs.active)), run, state, skipped)
 
 
+def next_epoch_tells(spec: RunSpec) -> bool:
+    """Whether the full-batch training loss after an epoch is read off the next epoch, whose
+    one update computes that very loss before it steps (no metrics, no early stopping on it, one
+    device): docs/design.md#the-training-loss-of-a-full-batch-epoch."""
+    early_on_train = spec.early is not None and spec.early.monitor.startswith("train_")
+    plain = not spec.metrics and spec.mesh is None and not early_on_train
+    return spec.eval_train and spec.batch_size is None and plain
+
+
+def _train_loss(spec: RunSpec, inputs: RunInputs, state: RunState, ran, losses):
+    """Per epoch of the call: the next epoch's loss before its update, or for the last epoch
+    that ran one pass over the data at the final params; NaN for epochs that did not run."""
+    last = _evaluate(spec, state.params, inputs.data, "train")["train_loss"]
+    following = jnp.concatenate([losses[1:, 0], jnp.full((1,), jnp.nan, losses.dtype)])
+    i = jnp.arange(losses.shape[0])
+    return jnp.where(i + 1 < ran, following, jnp.where(i < ran, last, jnp.nan))
+
+
 @functools.partial(jax.jit, static_argnames=("spec",))
 def run_epochs(state: RunState, inputs: RunInputs, *, spec: RunSpec):
     """`spec.epochs` epochs from `state`: the final state, losses (epochs, updates) and evals."""
     body = functools.partial(_epoch_or_skip, spec, inputs)
+    before = state.epochs_run
     state, (losses, evals) = lax.scan(body, state, jnp.arange(spec.epochs))
+    if next_epoch_tells(spec):  # The epochs that ran are the first `ran` of the call.
+        ran = state.epochs_run - before
+        evals = {"train_loss": _train_loss(spec, inputs, state, ran, losses), **evals}
     return state, losses, evals

@@ -19,6 +19,8 @@ from jaxgd.loop.step import init_opt_state
 
 __all__ = ["Prepared", "prepare", "to_device", "compile_before_copy"]
 
+COPY_FIRST_BYTES = 16 * 2**20  # NumPy data this large are copied after the compile, not before.
+
 
 class Prepared(NamedTuple):
     """The checked arguments of a run, as `fit` (and `jaxgd.sweep`) build them."""
@@ -76,32 +78,25 @@ def _check_functions(example_loss, metrics, params, X, y):
         _checks.check_example_fn(fn, params, X, y, f"metrics[{name!r}]", what="metric")
 
 
-def _put(value, dtype=None):
-    # `device_put`, not `jnp.asarray`: the latter compiles a small XLA program per new shape.
-    return jax.device_put(np.asarray(value, dtype))
-
-
 def _owned(leaf):
-    """A copy of a NumPy leaf (`device_put` reads aligned NumPy memory in place); a jax array as
-    it is; a Python float weakly typed."""
+    """A copy of a NumPy leaf (a jitted call reads aligned NumPy memory in place, and the
+    caller may change theirs); a jax array as it is; a Python float weakly typed."""
+    if isinstance(leaf, jax.Array):
+        return leaf
     if isinstance(leaf, (np.ndarray, np.generic)):
-        return jax.device_put(np.array(leaf))
+        return np.array(leaf)  # The jitted run takes it in.
     return jnp.asarray(leaf)
 
 
-def _initial_state(params, opt_state, optimizer, early, dtype) -> RunState:
+def _initial_state(params, opt_state, optimizer, early, lr, dtype) -> tuple[RunState, np.ndarray]:
+    """The first `RunState` and the learning rate in the params' dtype (NumPy values)."""
     opt_state = init_opt_state(params, optimizer=optimizer) if opt_state is None else opt_state
     worst = np.inf if early is None or early.mode == "min" else -np.inf
-    return RunState(
-        params,
-        opt_state,
-        _put(False),
-        _put(False),
-        _put([-1, -1], np.int32),
-        _put(worst, dtype),
-        _put(0, np.int32),
-        _put(0, np.int32),
-    )
+    # NumPy values: the jitted run takes them in (a `device_put` each cost more than the rest of
+    # a small `fit` call: docs/design.md#the-fixed-cost-of-a-call).
+    flags = (np.bool_(False), np.bool_(False), np.array([-1, -1], np.int32))
+    counts = (np.asarray(worst, dtype), np.int32(0), np.int32(0))
+    return RunState(params, opt_state, *flags, *counts), np.asarray(lr, dtype)
 
 
 def prepare(
@@ -123,17 +118,19 @@ def prepare(
     eval_train=True,
     mesh=None,
     host=False,
+    values_later=False,
 ) -> Prepared:
     """Checks `fit`'s arguments and builds the run's spec, first state and inputs.
 
     With `host` the data stay the arrays they are (`fit` compiles first, or streams them);
-    otherwise they are moved to the device (`to_device`).
+    otherwise they are moved to the device (`to_device`). With `values_later`, NumPy data's
+    values are checked by `to_device(..., keep_numpy=True)` in the same read as their copy.
     """
     _checks.check_callable(example_loss, "example_loss")
     mesh = distributed.check_mesh(mesh)
     epochs = _checks.check_int(epochs, "epochs", minimum=0, maximum=_checks.INT32_MAX)
     start_epoch = _checks.check_int(start_epoch, "start_epoch", minimum=0)
-    X, y, n = _checks.check_data(data, "data")
+    X, y, n = _checks.check_data(data, "data", numpy_values=not values_later)
     _checks.check_params(params)
     tx, lr = _checks.check_learning_rate(optimizer)
     key = _checks.check_key(key)
@@ -149,7 +146,7 @@ def prepare(
     metrics = _checks.check_metrics(metrics)
     _check_functions(example_loss, metrics, params, X, y)
     if val_data is not None:
-        val_data = _checks.check_val_data(val_data, X, y)
+        val_data = _checks.check_val_data(val_data, X, y, numpy_values=not values_later)
     if early_stopping is not None:
         early_stopping = check_early_stopping(early_stopping, metrics, val_data, eval_train)
     params = jax.tree.map(_owned, params)
@@ -163,8 +160,8 @@ def prepare(
         series=2 * (1 + len(metrics)),
         itemsize=dtype.itemsize,
     )
-    lr = _put(0.0 if lr is None else lr, dtype)
-    state = _initial_state(params, opt_state, optimizer, early_stopping, dtype)
+    lr = 0.0 if lr is None else lr
+    state, lr = _initial_state(params, opt_state, optimizer, early_stopping, lr, dtype)
     if mesh is not None:  # Params and optimizer state on every device of the mesh.
         state, lr = distributed.replicate((state, lr), mesh)
     shuffle = "orders" if orders is not None else "key" if key is not None else "none"
@@ -185,12 +182,32 @@ def prepare(
     return prep if host else to_device(prep, [])
 
 
-def to_device(prep: Prepared, shared: list) -> Prepared:
+def _as_jax(a):
+    return a if isinstance(a, (jax.Array, np.ndarray)) else jnp.asarray(a)
+
+
+def _moved(data, name: str, shared: list, keep: bool, check: bool):
+    """One data set as the run reads it; NaN or inf met on the way raise the checks' error."""
+    if data is None:
+        return None
+    bad = [] if check else None
+    data = _host.to_jax(data, shared, keep_numpy=keep, non_finite=bad)
+    if bad:
+        path, leaf = bad[0]
+        part = "X" if path[0].idx == 0 else "y"
+        raise _checks.non_finite_error(f"`{name}` {part}{jax.tree_util.keystr(path[1:])}", leaf)
+    return jax.tree.map(_as_jax, data)
+
+
+def to_device(prep: Prepared, shared: list, *, keep_numpy: bool = False) -> Prepared:
     """`prep` with its data and val_data as jax arrays (on every device of a mesh); `shared`
-    collects the NumPy arrays that XLA reads in place."""
+    collects the NumPy arrays that XLA reads in place. With `keep_numpy` (`fit`), aligned NumPy
+    arrays stay as they are, as the jitted run reads them in place, and NumPy values are checked
+    in the same read as their copy (`prepare(..., values_later=True)` left them)."""
+    keep = keep_numpy and prep.spec.mesh is None
     data, val_data = (
-        None if d is None else jax.tree.map(jnp.asarray, _host.to_jax(d, shared))
-        for d in (prep.inputs.data, prep.inputs.val_data)
+        _moved(d, name, shared, keep, keep_numpy)
+        for d, name in ((prep.inputs.data, "data"), (prep.inputs.val_data, "val_data"))
     )
     if prep.spec.mesh is not None:
         data, val_data = distributed.replicate((data, val_data), prep.spec.mesh)
@@ -212,9 +229,12 @@ def _count_compiles(seen: list):
 def compile_before_copy(prep: Prepared, state: RunState, inputs: RunInputs, spec: RunSpec) -> None:
     """Compiles the run while the data are still the caller's NumPy arrays, then gives the
     compiler's freed memory back, so that the copy for the device does not stack on top of it
-    (docs/design.md#compile-before-copy). Nothing to do for device data or on a mesh."""
+    (docs/design.md#compile-before-copy). Nothing to do for device data, on a mesh, or for
+    data under `COPY_FIRST_BYTES` (lowering again to ask whether it compiled costs a small call
+    more than the rest of it)."""
     arrays = jax.tree.leaves((prep.inputs.data, prep.inputs.val_data))
-    if spec.mesh is not None or not any(isinstance(a, np.ndarray) for a in arrays):
+    host = sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+    if spec.mesh is not None or host < COPY_FIRST_BYTES:
         return
     with _count_compiles([]) as seen:
         run_epochs.lower(state, inputs, spec=spec).compile()
