@@ -107,6 +107,34 @@ def _check_call_options(on_divergence, callback, optimizer, params, opt_state):
         _checks.check_opt_state(opt_state, optimizer, params)
 
 
+def _streaming(data, val_data, stream, stream_chunk):
+    """`(whether the run streams, val_data)`; streamed validation data move to the host."""
+    streamed = streaming.wanted(data, stream)
+    if streamed:
+        streaming.check_host_data(data)
+        if val_data is not None:  # Validation data may be small device arrays: to the host.
+            val_data = jax.tree.map(np.asarray, val_data)
+    elif stream_chunk is not None:
+        raise ValueError(
+            "`stream_chunk` sets the chunks of a streamed run; pass `stream=True` (NumPy or "
+            "np.memmap data) to stream, or drop `stream_chunk`."
+        )
+    return streamed, val_data
+
+
+def _chunks_and_saver(prep: Prepared, epochs_per_call, checkpoint, streamed, stream_chunk):
+    """`(prep, epochs per compiled call, checkpoint saver or None)`; a saver resumes `prep`."""
+    chunk = prep.epochs
+    if epochs_per_call is not None:
+        chunk = min(prep.epochs, _checks.check_int(epochs_per_call, "epochs_per_call", minimum=1))
+    if checkpoint is None:
+        return prep, chunk, None
+    saver = checkpoints.Saver(checkpoint)
+    prep = saver.resume(prep, streamed=streamed, stream_chunk=stream_chunk)
+    chunk = chunk if epochs_per_call is not None else checkpoints.default_chunk(prep.epochs)
+    return prep, chunk, saver
+
+
 def fit(
     example_loss: Callable,
     params,
@@ -212,16 +240,7 @@ def fit(
       (20, 2) 2.0 False
     """
     _check_call_options(on_divergence, callback, optimizer, params, opt_state)
-    streamed = streaming.wanted(data, stream)
-    if streamed:
-        streaming.check_host_data(data)
-        if val_data is not None:  # Validation data may be small device arrays: to the host.
-            val_data = jax.tree.map(np.asarray, val_data)
-    elif stream_chunk is not None:
-        raise ValueError(
-            "`stream_chunk` sets the chunks of a streamed run; pass `stream=True` (NumPy or "
-            "np.memmap data) to stream, or drop `stream_chunk`."
-        )
+    streamed, val_data = _streaming(data, val_data, stream, stream_chunk)
     prep = prepare(
         example_loss,
         params,
@@ -242,22 +261,12 @@ def fit(
         host=True,
         values_later=not streamed,  # Checked as they are copied (`to_device`).
     )
-    chunk = prep.epochs
-    if epochs_per_call is not None:
-        chunk = min(prep.epochs, _checks.check_int(epochs_per_call, "epochs_per_call", minimum=1))
-    saver = None
-    if checkpoint is not None:
-        saver = checkpoints.Saver(checkpoint)
-        prep = saver.resume(prep, streamed=streamed, stream_chunk=stream_chunk)
-        chunk = chunk if epochs_per_call is not None else checkpoints.default_chunk(prep.epochs)
+    prep, chunk, saver = _chunks_and_saver(
+        prep, epochs_per_call, checkpoint, streamed, stream_chunk
+    )
     if streamed:
-        result = streaming.run(
-            prep,
-            stream_chunk=stream_chunk,
-            callback=callback,
-            epochs_per_call=max(chunk, 1),
-            saver=saver,
-        )
+        options = dict(callback=callback, epochs_per_call=max(chunk, 1), saver=saver)
+        result = streaming.run(prep, stream_chunk=stream_chunk, **options)
     else:
         state, pieces = _run_chunks(prep, chunk, callback, saver)
         result = assemble(state, pieces, prep.metrics)

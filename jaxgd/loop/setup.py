@@ -99,6 +99,18 @@ def _initial_state(params, opt_state, optimizer, early, lr, dtype) -> tuple[RunS
     return RunState(params, opt_state, *flags, *counts), np.asarray(lr, dtype)
 
 
+def _check_order(key, orders, epochs: int, n: int):
+    """`(key, orders)` checked: at most one of them, `orders` of shape (epochs, n)."""
+    key = _checks.check_key(key)
+    if key is not None and orders is not None:
+        raise ValueError(
+            "Pass `key` (shuffle every epoch) or `orders` (explicit orders), not both."
+        )
+    if orders is not None:
+        orders = _checks.check_orders(orders, epochs=epochs, n=n)
+    return key, orders
+
+
 def prepare(
     example_loss,
     params,
@@ -133,13 +145,7 @@ def prepare(
     X, y, n = _checks.check_data(data, "data", numpy_values=not values_later)
     _checks.check_params(params)
     tx, lr = _checks.check_learning_rate(optimizer)
-    key = _checks.check_key(key)
-    if key is not None and orders is not None:
-        raise ValueError(
-            "Pass `key` (shuffle every epoch) or `orders` (explicit orders), not both."
-        )
-    if orders is not None:
-        orders = _checks.check_orders(orders, epochs=epochs, n=n)
+    key, orders = _check_order(key, orders, epochs, n)
     drop_last = _checks.check_bool(drop_last, "drop_last")
     eval_train = _checks.check_bool(eval_train, "eval_train")
     batch_size = _batch_size(batch_size, drop_last, n)
@@ -151,32 +157,17 @@ def prepare(
         early_stopping = check_early_stopping(early_stopping, metrics, val_data, eval_train)
     params = jax.tree.map(_owned, params)
     dtype = jnp.result_type(*jax.tree.leaves(params))
+    history = dict(n=n, batch_size=batch_size, drop_last=drop_last, series=2 * (1 + len(metrics)))
     _checks.check_history(
-        epochs=epochs,
-        start_epoch=start_epoch,
-        n=n,
-        batch_size=batch_size,
-        drop_last=drop_last,
-        series=2 * (1 + len(metrics)),
-        itemsize=dtype.itemsize,
+        epochs=epochs, start_epoch=start_epoch, itemsize=dtype.itemsize, **history
     )
     lr = 0.0 if lr is None else lr
     state, lr = _initial_state(params, opt_state, optimizer, early_stopping, lr, dtype)
     if mesh is not None:  # Params and optimizer state on every device of the mesh.
         state, lr = distributed.replicate((state, lr), mesh)
     shuffle = "orders" if orders is not None else "key" if key is not None else "none"
-    spec = RunSpec(
-        example_loss,
-        tx,
-        tuple(metrics.items()),
-        n,
-        batch_size,
-        drop_last,
-        shuffle,
-        eval_train,
-        early_stopping,
-        mesh,
-    )
+    schedule = (n, batch_size, drop_last, shuffle, eval_train, early_stopping, mesh)
+    spec = RunSpec(example_loss, tx, tuple(metrics.items()), *schedule)
     inputs = RunInputs((X, y), val_data, lr, key, orders, np.int32(start_epoch), np.int32(epochs))
     prep = Prepared(spec, state, inputs, metrics, epochs, start_epoch)
     return prep if host else to_device(prep, [])
