@@ -288,7 +288,9 @@ def _batch_size(text: str):
 
 def _main(argv: list[str]) -> int:
     if argv[:1] == ["bench"]:  # the harness left the package; say where it is
-        _say("jaxgd: the benchmarks are `python -m benchmarks`, run from a checkout of the repository")
+        _say(
+            "jaxgd: the benchmarks are `python -m benchmarks`, run from a checkout of the repository"
+        )
         return EXIT_USAGE
     parser, subparsers = _parser()
     if argv[:1] == ["demo"]:  # argparse cannot pass options through a leading REMAINDER

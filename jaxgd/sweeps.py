@@ -390,9 +390,14 @@ def sweep(
     )
     spec = prep.spec
     _checks.check_history(
-        epochs=epochs, start_epoch=0, n=spec.n, batch_size=spec.batch_size,
-        drop_last=spec.drop_last, series=2 * (1 + len(prep.metrics)),
-        itemsize=prep.inputs.lr.dtype.itemsize, members=K,
+        epochs=epochs,
+        start_epoch=0,
+        n=spec.n,
+        batch_size=spec.batch_size,
+        drop_last=spec.drop_last,
+        series=2 * (1 + len(prep.metrics)),
+        itemsize=prep.inputs.lr.dtype.itemsize,
+        members=K,
     )
     axes = _Axes(
         K,

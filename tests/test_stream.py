@@ -142,7 +142,9 @@ def test_a_memmap_is_streamed_by_default(tmp_path, monkeypatch):
     Xm = np.memmap(path, np.float32, "r", shape=X.shape)
     calls = []
     check_chunk = stream.check_chunk
-    monkeypatch.setattr(stream, "check_chunk", lambda *a, **k: calls.append(check_chunk(*a, **k)) or calls[-1])
+    monkeypatch.setattr(
+        stream, "check_chunk", lambda *a, **k: calls.append(check_chunk(*a, **k)) or calls[-1]
+    )
     options = dict(epochs=2, optimizer=0.1, batch_size=10, key=jax.random.key(0))
     b = jaxgd.fit(bce, P, (Xm, Y), **options)
     assert calls == [1000]  # The default chunk holds all 1000 examples (they are few).
@@ -156,7 +158,11 @@ def test_the_device_only_ever_sees_chunks(monkeypatch):
     """Device memory is bounded by the chunk, not by n: every array a chunk's training and the evaluation
     get has at most `stream_chunk` rows, and the orders are drawn a chunk at a time."""
     seen = []
-    for module, name in ((stream, "_train_chunk"), (stream, "_eval_sums"), (_shuffle, "permutation_slice")):
+    for module, name in (
+        (stream, "_train_chunk"),
+        (stream, "_eval_sums"),
+        (_shuffle, "permutation_slice"),
+    ):
         original = getattr(module, name)
 
         def spy(*args, original=original, **kwargs):

@@ -1,6 +1,5 @@
 """`sweep`: every member equals the single `fit` with its settings, and the sweep compiles once."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

