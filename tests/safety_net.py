@@ -217,7 +217,18 @@ def compute() -> dict:
 
 
 def machine() -> str:
-    return f"{platform.machine()} jax {jax.__version__}"
+    """What the bits depend on besides the code: the CPU (XLA compiles for its features) and jax."""
+    model = ""
+    if Path("/proc/cpuinfo").exists():
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(
+            (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), ""
+        )
+        flags = next(
+            (line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []
+        )
+        model += " " + " ".join(sorted(f for f in flags if f.startswith("avx")))
+    return f"{platform.machine()} {model} jax {jax.__version__}"
 
 
 if __name__ == "__main__":
