@@ -35,19 +35,22 @@ def test_no_public_function_shadows_a_module_of_the_same_name():
 def test_no_import_cycles_between_jaxgd_modules():
     """The modules' imports (at any depth in a file) form no cycle."""
     root = Path(jaxgd.__file__).parent
-    graph = {}
+    files = {}
     for path in root.rglob("*.py"):
         module = ".".join(path.relative_to(root.parent).with_suffix("").parts)
-        module = module.removesuffix(".__init__")
+        files[module.removesuffix(".__init__")] = path
+    graph = {}
+    for module, path in files.items():
         graph[module] = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("jaxgd"):
-                names = [f"{node.module}.{a.name}" for a in node.names]
-                graph[module] |= {n for n in names} | {node.module}
+                # `from P import N` needs the module P.N when there is one, else P itself.
+                for alias in node.names:
+                    name = f"{node.module}.{alias.name}"
+                    graph[module].add(name if name in files else node.module)
             elif isinstance(node, ast.Import):
                 graph[module] |= {a.name for a in node.names if a.name.startswith("jaxgd")}
-    graph = {m: {d for d in deps if d in graph and d != m and not m.startswith(d + ".")}
-             for m, deps in graph.items()}  # fmt: skip
+    graph = {m: {d for d in deps if d in files and d != m} for m, deps in graph.items()}
     state = {}
 
     def visit(m, path):

@@ -42,8 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jaxgd.loop.stream as streaming
 from jaxgd import _checks
-from jaxgd.loop import stream as streaming
 from jaxgd.loop.result import nan_history
 
 __all__ = ["Checkpoint", "Saver", "default_chunk", "CHECKPOINTS_PER_RUN"]

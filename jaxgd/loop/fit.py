@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import jaxgd.loop.checkpoint as checkpoints
+import jaxgd.loop.stream as streaming
 from jaxgd import _checks
-from jaxgd.loop import checkpoint as checkpoints
-from jaxgd.loop import stream as streaming
 from jaxgd.loop.result import (
     DivergenceError,
     EarlyStopping,
