@@ -1,32 +1,13 @@
 """Counting XLA compilations with `jax.monitoring`, and the recompilations section: `fit` again
 with only a new learning rate, key or data values must compile nothing."""
 
-import contextlib
-
 import jax
 import jax.monitoring
 import numpy as np
 
 import jaxgd
 from benchmarks.task import example_loss, make_data, zeros
-
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-
-
-@contextlib.contextmanager
-def count_compiles():
-    """Yields a list that receives the seconds of every XLA compilation inside the block."""
-    seconds = []
-
-    def listen(name, secs, **kw):
-        if name == COMPILE_EVENT:
-            seconds.append(secs)
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        yield seconds
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
+from jaxgd._monitor import count_compiles
 
 
 def _fit(lr, seed, data, batch):

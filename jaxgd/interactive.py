@@ -34,6 +34,7 @@ import optax
 
 import jaxgd
 from jaxgd import _svg, data, losses, models
+from jaxgd._monitor import count_compiles
 
 __all__ = [
     "BOUNDS",
@@ -372,17 +373,8 @@ def compile_counter():
       >>> len(compiled)
       0
     """
-    compiled: list[str] = []
-
-    def listen(event, seconds, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiled.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
+    with count_compiles() as compiled:
         yield compiled
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
 
 
 class SliderPanel:

@@ -4,15 +4,14 @@ Everything here runs on the host, before anything compiles: a bad argument is a 
 never an XLA trace. NumPy data are read where they are (no copy, no XLA program).
 """
 
-import contextlib
 from typing import NamedTuple
 
 import jax
-import jax.monitoring
 import jax.numpy as jnp
 import numpy as np
 
 from jaxgd import _checks, _host, distributed
+from jaxgd._monitor import count_compiles
 from jaxgd.loop.result import EarlyStopping
 from jaxgd.loop.run import RunInputs, RunSpec, RunState, run_epochs
 from jaxgd.loop.step import init_opt_state
@@ -205,18 +204,6 @@ def to_device(prep: Prepared, shared: list, *, keep_numpy: bool = False) -> Prep
     return prep._replace(inputs=prep.inputs._replace(data=data, val_data=val_data))
 
 
-@contextlib.contextmanager
-def _count_compiles(seen: list):
-    listen = lambda name, secs, **kw: seen.append(
-        name == "/jax/core/compile/backend_compile_duration"
-    )
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        yield seen
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
-
-
 def compile_before_copy(prep: Prepared, state: RunState, inputs: RunInputs, spec: RunSpec) -> None:
     """Compiles the run while the data are still the caller's NumPy arrays, then gives the
     compiler's freed memory back, so that the copy for the device does not stack on top of it
@@ -227,7 +214,7 @@ def compile_before_copy(prep: Prepared, state: RunState, inputs: RunInputs, spec
     host = sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
     if spec.mesh is not None or host < COPY_FIRST_BYTES:
         return
-    with _count_compiles([]) as seen:
+    with count_compiles() as seen:
         run_epochs.lower(state, inputs, spec=spec).compile()
-    if any(seen):  # A new program was compiled.
+    if seen:  # A new program was compiled.
         _host.release_free_memory()
