@@ -191,6 +191,39 @@ class DigitsSplit(NamedTuple):
     y_test: np.ndarray  # shape=(n_test,), float32, 1.0 for a 3 and 0.0 for a 7.
 
 
+def _check_split(test_fraction, seed) -> int:
+    """`test_fraction` a number in (0, 1) and `seed` an int >= 0; returns the seed."""
+    seed = _check_int("seed", seed, minimum=0)
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
+        raise TypeError(
+            f"`test_fraction` must be a number in (0, 1); got {type(test_fraction).__name__}."
+        )
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"`test_fraction` must be a number in (0, 1); got {test_fraction!r}.")
+    return seed
+
+
+def _split_3s_and_7s(X, digits, test_fraction: float, seed: int):
+    """The 3s and 7s of `X` (labels `digits`) split per digit: `(X_train, y_train, X_test,
+    y_test)` with 1.0 for a 3, each part shuffled."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for digit in (3, 7):
+        idx = rng.permutation(np.flatnonzero(digits == digit))
+        n_test = round(test_fraction * len(idx))
+        if not 0 < n_test < len(idx):
+            raise ValueError(
+                f"`test_fraction`={test_fraction} puts {n_test} of the {len(idx)} images of "
+                f"digit {digit} in the test set; choose it so both parts get some."
+            )
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    y = (digits == 3).astype(np.float32)
+    train_idx = rng.permutation(np.concatenate(train))
+    test_idx = rng.permutation(np.concatenate(test))
+    return X[train_idx], y[train_idx], X[test_idx], y[test_idx]
+
+
 def digits_3_vs_7(*, test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
     """fastbook's 3s against 7s, on scikit-learn's bundled 8x8 digits (no download).
 
@@ -218,13 +251,7 @@ def digits_3_vs_7(*, test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
       >>> int(y_test.sum()), int((y_test == 0).sum())
       (37, 36)
     """
-    seed = _check_int("seed", seed, minimum=0)
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
-        raise TypeError(
-            f"`test_fraction` must be a number in (0, 1); got {type(test_fraction).__name__}."
-        )
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"`test_fraction` must be a number in (0, 1); got {test_fraction!r}.")
+    seed = _check_split(test_fraction, seed)
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
@@ -232,23 +259,8 @@ def digits_3_vs_7(*, test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
             'digits_3_vs_7 needs scikit-learn: pip install "jaxgd[data]" (or scikit-learn).'
         ) from err
     digits = load_digits()
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for digit in (3, 7):
-        idx = rng.permutation(np.flatnonzero(digits.target == digit))
-        n_test = round(test_fraction * len(idx))
-        if not 0 < n_test < len(idx):
-            raise ValueError(
-                f"`test_fraction`={test_fraction} puts {n_test} of the {len(idx)} images of "
-                f"digit {digit} in the test set; choose it so both parts get some."
-            )
-        test.append(idx[:n_test])
-        train.append(idx[n_test:])
     X = (digits.data / 16.0).astype(np.float32)
-    y = (digits.target == 3).astype(np.float32)
-    train_idx = rng.permutation(np.concatenate(train))
-    test_idx = rng.permutation(np.concatenate(test))
-    return DigitsSplit(X[train_idx], y[train_idx], X[test_idx], y[test_idx])
+    return DigitsSplit(*_split_3s_and_7s(X, digits.target, test_fraction, seed))
 
 
 def synthetic_logistic(
@@ -593,27 +605,6 @@ def mnist_3_vs_7(*, test_fraction: float = 0.2, seed: int = 0) -> MnistSplit:
       >>> int(y_test.sum()), int((y_test == 0).sum())
       (100, 100)
     """
-    seed = _check_int("seed", seed, minimum=0)
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
-        raise TypeError(
-            f"`test_fraction` must be a number in (0, 1); got {type(test_fraction).__name__}."
-        )
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"`test_fraction` must be a number in (0, 1); got {test_fraction!r}.")
+    seed = _check_split(test_fraction, seed)
     X, digits = _mnist_threes_and_sevens()
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for digit in (3, 7):
-        idx = rng.permutation(np.flatnonzero(digits == digit))
-        n_test = round(test_fraction * len(idx))
-        if not 0 < n_test < len(idx):
-            raise ValueError(
-                f"`test_fraction`={test_fraction} puts {n_test} of the {len(idx)} images of "
-                f"digit {digit} in the test set; choose it so both parts get some."
-            )
-        test.append(idx[:n_test])
-        train.append(idx[n_test:])
-    y = (digits == 3).astype(np.float32)
-    train_idx = rng.permutation(np.concatenate(train))
-    test_idx = rng.permutation(np.concatenate(test))
-    return MnistSplit(X[train_idx], y[train_idx], X[test_idx], y[test_idx])
+    return MnistSplit(*_split_3s_and_7s(X, digits, test_fraction, seed))
