@@ -30,6 +30,9 @@ def check_callable(value, name: str, *, args: tuple[str, ...] = ()):
         raise TypeError(f"`{name}` must be a function, got {type(value).__name__}: {value!r}.")
     if not args:
         return
+    bound = _cached(_BINDS, value)
+    if args in bound:  # `inspect.signature` cost a tenth of a small `fit` call.
+        return
     try:
         signature = inspect.signature(value)
     except (TypeError, ValueError):  # A builtin without a signature: the call itself will tell.
@@ -42,6 +45,19 @@ def check_callable(value, name: str, *, args: tuple[str, ...] = ()):
             f"`{name}` is called as `{name}({wanted})`, but its signature is {signature} ({err}). "
             f"Fix: define it with {len(args)} positional parameters, `def f({wanted}): ...`."
         ) from None
+    bound.add(args)
+
+
+# fn -> the argument names it was found to accept (`check_callable`), kept while fn lives.
+_BINDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _cached(cache: "weakref.WeakKeyDictionary", fn) -> set:
+    """`cache`'s set for `fn`; a fresh unkept set when `fn` cannot be weakly referenced."""
+    try:
+        return cache.setdefault(fn, set())
+    except TypeError:
+        return set()
 
 
 def _item(value):
@@ -141,18 +157,31 @@ def _all_finite_on_device(a):
     return jnp.isfinite(a).all()  # One fused program: no boolean array of a's size.
 
 
+# id(a) -> weakref to a: jax arrays (immutable) already found finite, forgotten when they go.
+_FINITE: dict = {}
+
+
 def _all_finite(a) -> bool:
     """Whether every value of the float array `a` is finite.
 
     On the host with NumPy, in place and without a compile (`all_finite_copying`). Elsewhere one
-    fused XLA program.
+    fused XLA program. A jax array cannot change, so its verdict is kept while it lives (the same
+    params or device data passed again are not read again).
     """
-    if not _on_host(a):
-        return bool(_all_finite_on_device(a))
-    return all_finite_copying(np.asarray(a))
+    if not isinstance(a, jax.Array) or isinstance(a, jax.core.Tracer):
+        return all_finite_copying(np.asarray(a))
+    ref = _FINITE.get(id(a))
+    if ref is not None and ref() is a:
+        return True
+    finite = all_finite_copying(np.asarray(a)) if _on_host(a) else bool(_all_finite_on_device(a))
+    if finite:
+        key = id(a)
+        _FINITE[key] = weakref.ref(a, lambda _, key=key: _FINITE.pop(key, None))
+    return finite
 
 
 BLOCK_BYTES = 2**20  # A block this large stays in cache from its copy to its check.
+SMALL_SIZE = 4096  # Arrays this small are checked with `np.isfinite` in one call.
 
 
 def _ends_finite(a: np.ndarray) -> bool:
@@ -160,8 +189,11 @@ def _ends_finite(a: np.ndarray) -> bool:
     both are finite exactly when every value is (no boolean temporary of `a`'s size, no overflow
     as a sum would risk). Judged in the dtype jax converts `a` to: a float64 beyond float32's
     range is an inf when x64 is disabled."""
+    dtype = jax.dtypes.canonicalize_dtype(a.dtype)
+    if a.size <= SMALL_SIZE and a.dtype == dtype:  # One call: a small temporary is cheaper.
+        return bool(np.isfinite(a).all())
     with np.errstate(invalid="ignore", over="ignore"):
-        ends = np.array([a.min(), a.max()]).astype(jax.dtypes.canonicalize_dtype(a.dtype))
+        ends = np.array([a.min(), a.max()]).astype(dtype)
         return bool(np.isfinite(ends).all())
 
 
@@ -602,10 +634,7 @@ def _signature(tree, what: str):
 
 
 def _passed(fn) -> set:
-    try:
-        return _PASSED.setdefault(fn, set())
-    except TypeError:  # Not weakly referenceable (or unhashable): checked every time.
-        return set()
+    return _cached(_PASSED, fn)  # Not weakly referenceable (or unhashable): checked every time.
 
 
 def check_example_fn(fn, params, X, y, name: str, what: str = "loss"):

@@ -16,6 +16,7 @@ import numpy as np
 from jaxgd import _checks
 
 ALIGN = 64  # Bytes: the alignment at which XLA:CPU uses a host buffer in place.
+COPY_FROM_BYTES = 2**16  # Smaller arrays go as they are: the jitted call copies them faster.
 
 
 def to_jax(data, shared: list, *, keep_numpy: bool = False, non_finite: list | None = None):
@@ -65,9 +66,11 @@ def _canonical(a: np.ndarray) -> bool:
 
 
 def _aligned(a: np.ndarray, check: bool = False) -> tuple[np.ndarray, bool]:
-    """`a`, or an aligned copy where XLA would otherwise copy it itself, slowly; and, if
-    `check`, whether its values are all finite (read once for both)."""
-    if _canonical(a) and (a.ctypes.data % ALIGN or not a.flags.c_contiguous):
+    """`a`, or an aligned copy where XLA would otherwise copy it itself, slowly (arrays of
+    `COPY_FROM_BYTES` or more); and, if `check`, whether its values are all finite (read once
+    for both)."""
+    unaligned = a.ctypes.data % ALIGN or not a.flags.c_contiguous
+    if _canonical(a) and unaligned and a.nbytes >= COPY_FROM_BYTES:
         out = aligned_empty(a.shape, a.dtype)
         if not check:
             np.copyto(out, a)

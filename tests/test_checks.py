@@ -267,3 +267,80 @@ def test_errors_in_the_users_function_keep_their_kind_and_cause():
         with pytest.raises(kind, match=type(err).__name__) as info:
             _checks.check_example_fn(raises(err), params, X, y, "example_loss")
         assert info.value.__cause__ is err
+
+
+# ---------------------------------------------------------------- what a call keeps between calls
+
+
+def test_a_jax_array_found_finite_is_not_read_again_while_it_lives(monkeypatch):
+    """jax arrays cannot change: a finite verdict is kept by identity, a non-finite one never,
+    and the entry goes with the array (its id may then be reused by another)."""
+    reads = []
+    read = _checks.all_finite_copying
+    monkeypatch.setattr(_checks, "all_finite_copying", lambda a, *o: reads.append(1) or read(a, *o))
+    good, bad = jnp.ones(5), jnp.array([1.0, jnp.nan])
+    assert _checks._all_finite(good) and _checks._all_finite(good)
+    assert len(reads) == 1
+    assert not _checks._all_finite(bad) and not _checks._all_finite(bad)
+    assert len(reads) == 3
+    assert _checks._all_finite(jnp.ones(5))  # An equal array is another array: read.
+    assert len(reads) == 4
+    key = id(good)
+    del good
+    assert key not in _checks._FINITE
+    with pytest.raises(ValueError, match=r"`params`\[1\] holds NaN or inf"):
+        jaxgd.fit(lambda p, x, y: p @ x - y, [jnp.ones(2), bad], (np.ones((3, 2)), np.ones(3)),
+                  epochs=1, optimizer=0.1)  # fmt: skip
+
+
+def test_numpy_arrays_are_read_every_call_even_unchanged(monkeypatch):
+    """A NumPy array can change in place between calls: its values are checked every time."""
+    X = np.ones((8, 2), np.float32)
+    y = np.zeros(8, np.float32)
+    loss = lambda p, x, y: (p @ x - y) ** 2
+    jaxgd.fit(loss, jnp.zeros(2), (X, y), epochs=1, optimizer=0.1)
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"`data` X holds 1 non-finite value\(s\)"):
+        jaxgd.fit(loss, jnp.zeros(2), (X, y), epochs=1, optimizer=0.1)
+
+
+def test_a_signature_is_checked_once_per_function_and_a_bad_one_every_time(monkeypatch):
+    seen = []
+    signature = _checks.inspect.signature
+    monkeypatch.setattr(_checks.inspect, "signature", lambda f: seen.append(f) or signature(f))
+
+    def good(params, x, y=None):
+        return 0.0
+
+    bad = lambda params: 0.0
+    for _ in range(3):
+        _checks.check_callable(good, "f", args=("params", "x", "y"))
+    assert seen == [good]
+    _checks.check_callable(good, "f", args=("params", "x"))  # Other arguments: checked anew.
+    assert seen == [good, good]
+    for _ in range(2):
+        with pytest.raises(TypeError, match=r"`f` is called as `f\(params, x, y\)`"):
+            _checks.check_callable(bad, "f", args=("params", "x", "y"))
+    assert seen == [good, good, bad, bad]
+
+
+def test_small_numpy_data_go_as_they_are_and_large_ones_as_an_aligned_copy():
+    """Under `_host.COPY_FROM_BYTES` the jitted call copies an unaligned array itself; from
+    there on `fit` copies it once into memory XLA:CPU reads in place."""
+    small = _host.aligned_empty((101, 4), np.float32)[1:]  # 16 bytes past an aligned start.
+    large = _host.aligned_empty((_host.COPY_FROM_BYTES // 16 + 1, 4), np.float32)[1:]
+    small[...], large[...] = 1.0, 2.0
+    shared = []
+    out = _host.to_jax((small, large), shared, keep_numpy=True, non_finite=[])
+    assert out[0] is small and small.ctypes.data % _host.ALIGN
+    assert out[1] is not large and out[1].ctypes.data % _host.ALIGN == 0
+    np.testing.assert_array_equal(out[1], large)
+    assert any(a is out[1] for a in shared)
+
+
+def test_the_runs_scalars_are_device_arrays_made_once_per_value_and_dtype():
+    one = setup.scalar(0.1, "float32")
+    assert one is setup.scalar(0.1, "float32") and isinstance(one, jax.Array)
+    assert one.dtype == jnp.float32 and not one.weak_type and float(one) == np.float32(0.1)
+    assert setup.scalar(0.1, "float16").dtype == jnp.float16
+    assert setup.scalar((-1, -1), "int32").tolist() == [-1, -1]

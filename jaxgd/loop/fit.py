@@ -20,7 +20,7 @@ from jaxgd.loop.result import (
     nan_history,
 )
 from jaxgd.loop.run import RunInputs, RunSpec, RunState, run_epochs
-from jaxgd.loop.setup import Prepared, compile_before_copy, prepare, to_device
+from jaxgd.loop.setup import Prepared, compile_before_copy, prepare, scalar, to_device
 
 __all__ = ["fit"]
 
@@ -29,9 +29,8 @@ def _chunk_inputs(prep: Prepared, inputs: RunInputs, chunk: int, done: int) -> R
     """The inputs of the compiled call that runs the epochs after `done`."""
     span = min(chunk, prep.epochs - done)
     orders = None if inputs.orders is None else _pad_rows(inputs.orders[done : done + span], chunk)
-    return inputs._replace(
-        orders=orders, start_epoch=np.int32(prep.start_epoch + done), active=np.int32(span)
-    )
+    start = scalar(prep.start_epoch + done, "int32")
+    return inputs._replace(orders=orders, start_epoch=start, active=scalar(span, "int32"))
 
 
 def _pad_rows(rows, size):
@@ -50,7 +49,8 @@ def _run_chunk(prep: Prepared, state: RunState, chunk: int, done: int, spec: Run
     if not bool(new.diverged):
         return new, losses, evals
     ran = int(new.epochs_run) - int(state.epochs_run)
-    again = new._replace(stopped=np.False_, diverged=np.False_, diverged_at=state.diverged_at)
+    no = scalar(False, "bool")
+    again = new._replace(stopped=no, diverged=no, diverged_at=state.diverged_at)
     inputs = _chunk_inputs(prep, prep.inputs, chunk, done + ran)
     new, redone, reevals = run_epochs(again, inputs, spec=spec._replace(careful=True))
     join = lambda a, b: jnp.concatenate([a[:ran], b[: chunk - ran]])

@@ -4,6 +4,7 @@ Everything here runs on the host, before anything compiles: a bad argument is a 
 never an XLA trace. NumPy data are read where they are (no copy, no XLA program).
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -87,15 +88,39 @@ def _owned(leaf):
     return jnp.asarray(leaf)
 
 
-def _initial_state(params, opt_state, optimizer, early, lr, dtype) -> tuple[RunState, np.ndarray]:
-    """The first `RunState` and the learning rate in the params' dtype (NumPy values)."""
+@functools.lru_cache(maxsize=1024)
+def scalar(value, dtype: str) -> jax.Array:
+    """`value` as a device array of `dtype`, made once: jax arrays cannot change, and the jitted
+    run takes a device array in faster than a NumPy value (docs/design.md#the-fixed-cost-of-a-call)."""
+    return jnp.asarray(np.asarray(value, dtype))
+
+
+def _scalar(value, dtype) -> jax.Array:
+    """`scalar(value, dtype)` for a Python number; an array value as a NumPy array of `dtype`."""
+    if isinstance(value, (int, float)):
+        return scalar(value, np.dtype(dtype).name)
+    return np.asarray(value, dtype)
+
+
+def _initial_state(params, opt_state, optimizer, early, lr, dtype) -> tuple[RunState, jax.Array]:
+    """The first `RunState` and the learning rate in the params' dtype."""
     opt_state = init_opt_state(params, optimizer=optimizer) if opt_state is None else opt_state
     worst = np.inf if early is None or early.mode == "min" else -np.inf
-    # NumPy values: the jitted run takes them in (a `device_put` each cost more than the rest of
-    # a small `fit` call: docs/design.md#the-fixed-cost-of-a-call).
-    flags = (np.bool_(False), np.bool_(False), np.array([-1, -1], np.int32))
-    counts = (np.asarray(worst, dtype), np.int32(0), np.int32(0))
-    return RunState(params, opt_state, *flags, *counts), np.asarray(lr, dtype)
+    flags = (scalar(False, "bool"), scalar(False, "bool"), scalar((-1, -1), "int32"))
+    counts = (scalar(worst, dtype.name), scalar(0, "int32"), scalar(0, "int32"))
+    return RunState(params, opt_state, *flags, *counts), _scalar(lr, dtype)
+
+
+_RESULT_TYPES: dict = {}  # (dtype, weak) of each leaf -> `jnp.result_type` of the leaves.
+
+
+def _result_type(leaves) -> np.dtype:
+    """`jnp.result_type(*leaves)`, which depends on their dtypes and weak types only (kept per
+    combination: it cost a tenth of a small `fit` call)."""
+    key = tuple((np.dtype(a.dtype), getattr(a, "weak_type", False)) for a in leaves)
+    if key not in _RESULT_TYPES:
+        _RESULT_TYPES[key] = jnp.result_type(*leaves)
+    return _RESULT_TYPES[key]
 
 
 def _check_order(key, orders, epochs: int, n: int):
@@ -155,7 +180,7 @@ def prepare(
     if early_stopping is not None:
         early_stopping = check_early_stopping(early_stopping, metrics, val_data, eval_train)
     params = jax.tree.map(_owned, params)
-    dtype = jnp.result_type(*jax.tree.leaves(params))
+    dtype = _result_type(jax.tree.leaves(params))
     history = dict(n=n, batch_size=batch_size, drop_last=drop_last, series=2 * (1 + len(metrics)))
     _checks.check_history(
         epochs=epochs, start_epoch=start_epoch, itemsize=dtype.itemsize, **history
@@ -167,7 +192,8 @@ def prepare(
     shuffle = "orders" if orders is not None else "key" if key is not None else "none"
     schedule = (n, batch_size, drop_last, shuffle, eval_train, early_stopping, mesh)
     spec = RunSpec(example_loss, tx, tuple(metrics.items()), *schedule)
-    inputs = RunInputs((X, y), val_data, lr, key, orders, np.int32(start_epoch), np.int32(epochs))
+    count = (scalar(start_epoch, "int32"), scalar(epochs, "int32"))
+    inputs = RunInputs((X, y), val_data, lr, key, orders, *count)
     prep = Prepared(spec, state, inputs, metrics, epochs, start_epoch)
     return prep if host else to_device(prep, [])
 
