@@ -1,9 +1,9 @@
 """Where the fixed cost of a small `fit` call goes (docs/design.md#the-fixed-cost-of-a-call).
 
-    python -m benchmarks.fixed_cost_parts [--calls 2000]
+    python -m benchmarks.fixed_cost_parts [--calls 2000] [--n 100] [--batch 32] [--epochs 1]
 
-Times `calls` calls of `fit` (n = 100, 1 epoch, batch 32, a new key each, defaults, NumPy data
-in) after one that compiles, with a wall clock around each of fit's host-side steps (the steps
+Times `calls` calls of `fit` (by default n = 100, 1 epoch, batch 32: the defaults section's fixed
+cost; a new key each, default options, NumPy data in) after one that compiles, with a wall clock around each of fit's host-side steps (the steps
 nest: `_run_chunks` holds `to_device` and `_run_chunk`, which holds the compiled run). Then the
 XLA:CPU costs behind what is left: a tiny program, a small `dot` as a program and inside a loop,
 and the threefry bits behind an epoch's order.
@@ -45,14 +45,16 @@ def _timed(module, name: str, seconds: dict) -> None:
     setattr(module, name, wrapper)
 
 
-def parts(calls: int) -> tuple[float, dict]:
-    """(us per call, {step: us per call}) over `calls` small `fit` calls."""
-    X, y = make_data(100)
+def parts(calls: int, n: int = 100, batch: int = 32, epochs: int = 1) -> tuple[float, dict]:
+    """(us per call, {step: us per call}) over `calls` `fit` calls."""
+    X, y = make_data(n)
     params = zeros(X.shape[1])
     keys = [jax.random.key(i) for i in range(calls + 1)]
 
     def call(key):
-        r = jaxgd.fit(example_loss, params, (X, y), epochs=1, optimizer=0.1, batch_size=32, key=key)
+        r = jaxgd.fit(
+            example_loss, params, (X, y), epochs=epochs, optimizer=0.1, batch_size=batch, key=key
+        )
         jax.block_until_ready(r.params)
 
     seconds: dict = {}
@@ -96,9 +98,15 @@ def xla_costs() -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="fit calls to time")
+    parser.add_argument("--n", type=int, default=100, help="examples")
+    parser.add_argument("--batch", type=int, default=32, help="batch size")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per call")
     args = parser.parse_args(argv)
-    total, steps = parts(args.calls)
-    print(f"fit, n=100, 1 epoch, batch 32: {total:.0f} us per call; its steps (nested):")
+    total, steps = parts(args.calls, args.n, args.batch, args.epochs)
+    print(
+        f"fit, n={args.n}, {args.epochs} epoch(s), batch {args.batch}: {total:.0f} us per call; "
+        "its steps (nested):"
+    )
     for name, us in sorted(steps.items(), key=lambda kv: -kv[1]):
         print(f"  {name:18s} {us:7.0f} us")
     print("XLA:CPU programs, us per blocked call:")

@@ -7,6 +7,11 @@ over n integers (a few ms for n = 10^6 here). It is a deterministic function of 
 and entry i depends on i alone, so `permutation_slice` computes any part of it by itself (how a
 streamed run, `jaxgd.loop.stream`, draws its orders without an (n,) array). It is not the order
 `jax.random.permutation` would draw.
+
+Epoch e's key is `fold_in(key, e)` and the network's round keys `jax.random.bits(key, ...)`; for
+threefry keys (jax's default) both are computed here by `_threefry2x32`, the same bits in a
+straight line that XLA compiles in less than half the time of jax's looped version
+(docs/design.md#the-epochs-order).
 """
 
 import functools
@@ -14,6 +19,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 
@@ -24,13 +30,60 @@ def _mix(x: jax.Array) -> jax.Array:
     return x ^ (x >> 16)
 
 
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))  # Threefry-2x32's, by group of four rounds.
+
+
+def _threefry2x32(k1, k2, x1, x2):
+    """The Threefry-2x32 block cipher (20 rounds) of the counter pairs `(x1, x2)` under the key
+    `(k1, k2)`, uint32 arrays, as jax's `threefry2x32` primitive computes it."""
+    u32 = lambda v: np.uint32(v)  # lax on NumPy constants: a tenth of jnp's tracing time.
+    k1, k2, x1, x2 = jnp.broadcast_arrays(k1, k2, x1, x2)
+    ks = (k1, k2, lax.bitwise_xor(lax.bitwise_xor(k1, k2), lax.full_like(k1, u32(0x1BD11BDA))))
+    x1, x2 = lax.add(x1, ks[0]), lax.add(x2, ks[1])
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x1 = lax.add(x1, x2)
+            left = lax.shift_left(x2, lax.full_like(x2, u32(r)))
+            right = lax.shift_right_logical(x2, lax.full_like(x2, u32(32 - r)))
+            x2 = lax.bitwise_xor(lax.bitwise_or(left, right), x1)
+        x1 = lax.add(x1, ks[(i + 1) % 3])
+        x2 = lax.add(lax.add(x2, ks[(i + 2) % 3]), lax.full_like(x2, u32(i + 1)))
+    return x1, x2
+
+
+def _threefry_data(key):
+    """The uint32 (2,) data of a threefry key (typed or raw), or None for another PRNG."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key) if jax.random.key_impl(key) == "threefry2x32" else None
+    return key if jax.config.jax_default_prng_impl == "threefry2x32" else None
+
+
+def fold_in(key, data):
+    """`jax.random.fold_in(key, data)`: the same key, bit for bit (tests/test_loop.py)."""
+    raw = _threefry_data(key)
+    if raw is None:
+        return jax.random.fold_in(key, data)
+    new = jnp.stack(_threefry2x32(raw[0], raw[1], jnp.uint32(0), jnp.asarray(data, jnp.uint32)))
+    return jax.random.wrap_key_data(new, impl="threefry2x32") if raw is not key else new
+
+
+def _bits(key, count: int) -> jax.Array:
+    """`jax.random.bits(key, (count,), jnp.uint32)`, bit for bit (jax's partitionable threefry)."""
+    raw = _threefry_data(key)
+    if raw is None or not jax.config.jax_threefry_partitionable:
+        return jax.random.bits(key, (count,), jnp.uint32)
+    high, low = jnp.zeros(count, jnp.uint32), jnp.arange(count, dtype=jnp.uint32)
+    b1, b2 = _threefry2x32(raw[0], raw[1], high, low)
+    return b1 ^ b2
+
+
 def _feistel(key, n: int):
     """`(a, b, F)`: the digit bases and the keyed bijection F of [0, a*b) behind `permutation`,
     acting on digit pairs `(hi, lo)` of `i = hi * b + lo` (uint32 arrays of any shape)."""
     a = math.isqrt(max(n - 1, 0)) + 1  # ceil(sqrt(n)) < 2**16: `below` stays within uint32.
     b = 2 * -(-n // (2 * a))  # Even: XLA:CPU is ~15x slower on elementwise loops of odd length.
     rounds = 24 if n <= 2**16 else 6  # Small domains need more rounds to look uniform.
-    keys = jax.random.bits(key, (rounds,), jnp.uint32)
+    keys = _bits(key, rounds)
 
     def below(x, m):  # A hash x mapped to [0, m): its top 16 bits, scaled (Lemire's reduction).
         return ((x >> 16) * jnp.uint32(m)) >> 16

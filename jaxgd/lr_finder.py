@@ -225,7 +225,7 @@ def _rows(key, *, n: int, batch_size: int, num_steps: int, shuffle: bool):
     per_epoch = n // batch_size
     epochs = -(-num_steps // per_epoch)
     if shuffle:  # `fit`'s order of epoch e.
-        orders = [_shuffle.permutation(jax.random.fold_in(key, e), n) for e in range(epochs)]
+        orders = [_shuffle.permutation(_shuffle.fold_in(key, e), n) for e in range(epochs)]
     else:
         orders = [jnp.arange(n, dtype=jnp.int32)] * epochs
     full = [order[: per_epoch * batch_size].reshape(per_epoch, batch_size) for order in orders]

@@ -600,3 +600,35 @@ def test_an_error_in_the_callback_keeps_the_epochs_trained_so_far(stream, error)
     assert kept.losses.shape == (4, 4) and int(kept.epochs_run) == 4
     np.testing.assert_allclose(kept.losses, four.losses, rtol=1e-6)
     np.testing.assert_allclose(kept.params["w"], four.params["w"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [jax.random.key, jax.random.PRNGKey], ids=["typed", "raw"])
+def test_epoch_keys_and_round_keys_are_jax_randoms_bit_for_bit(make):
+    """`_shuffle.fold_in` and `_shuffle._bits` compute threefry keys' `fold_in` and `bits`
+    themselves (a shorter compile): the very bits of jax.random, eagerly, jitted and vmapped."""
+    epochs = jnp.array([0, 1, 7, 123_456, 2**31 - 1], jnp.int32)
+    for seed in (0, 1, 2**31 - 1):
+        key = make(seed)
+        ours = jax.jit(jax.vmap(lambda e, key=key: _shuffle.fold_in(key, e)))(epochs)
+        theirs = jax.vmap(lambda e, key=key: jax.random.fold_in(key, e))(epochs)
+        data = jax.random.key_data if ours.dtype != jnp.uint32 else lambda k: k
+        np.testing.assert_array_equal(data(ours), data(theirs))
+        for count in (6, 24, 25):
+            np.testing.assert_array_equal(
+                _shuffle._bits(key, count), jax.random.bits(key, (count,), jnp.uint32)
+            )
+    keys = jax.random.split(jax.random.key(3), 4)
+    np.testing.assert_array_equal(
+        jax.vmap(lambda k: _shuffle._bits(_shuffle.fold_in(k, 5), 24))(keys),
+        jax.vmap(lambda k: jax.random.bits(jax.random.fold_in(k, 5), (24,), jnp.uint32))(keys),
+    )
+
+
+def test_other_prng_implementations_go_through_jax_random():
+    key = jax.random.key(0, impl="rbg")
+    np.testing.assert_array_equal(
+        jax.random.key_data(_shuffle.fold_in(key, 3)),
+        jax.random.key_data(jax.random.fold_in(key, 3)),
+    )
+    order = np.asarray(_shuffle.permutation(key, 50))
+    np.testing.assert_array_equal(np.sort(order), np.arange(50))

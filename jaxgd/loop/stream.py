@@ -209,7 +209,7 @@ def _rows_of(s: _Stream, e: int, epoch: int):
     """The epoch's order, a span at a time: the in-memory run's orders."""
     if s.prep.spec.shuffle == "orders":
         return functools.partial(_order_rows, s.orders[e])
-    key = jax.random.fold_in(s.prep.inputs.key, epoch)
+    key = _shuffle.fold_in(s.prep.inputs.key, epoch)
     return functools.partial(_permutation_rows, key, s.prep.spec.n)
 
 
