@@ -10,8 +10,7 @@ streamed run, `jaxgd.loop.stream`, draws its orders without an (n,) array). It i
 
 Epoch e's key is `fold_in(key, e)` and the network's round keys `jax.random.bits(key, ...)`; for
 threefry keys (jax's default) both are computed here by `_threefry2x32`, the same bits in a
-straight line that XLA compiles in less than half the time of jax's looped version
-(docs/design.md#the-epochs-order).
+straight line that XLA compiles faster than jax's looped version (docs/design.md#the-epochs-order).
 """
 
 import functools
