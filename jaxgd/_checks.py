@@ -332,8 +332,10 @@ def check_data(data, name: str = "data", *, numpy_values: bool = True):
         convert = lambda p, a, part=part: (
             _from_torch(a, f"`{name}` {part}{jax.tree_util.keystr(p)}") if _torch_tensor(a) else a
         )
-        tree = jax.tree_util.tree_map_with_path(convert, tree)
         leaves = _leaves_with_paths(tree)
+        if any(_torch_tensor(leaf) for _, leaf in leaves):
+            tree = jax.tree_util.tree_map_with_path(convert, tree)
+            leaves = _leaves_with_paths(tree)
         if not leaves:
             raise ValueError(f"`{name}`: {part} holds no arrays.")
         for path, leaf in leaves:

@@ -81,8 +81,8 @@ def _run_chunks(prep: Prepared, chunk: int, callback, saver=None) -> tuple:
             call_back(callback, done, state, pieces, prep.metrics)
     if done < prep.epochs:  # Stopped: nothing more will run, NaN for the rest of the history.
         pieces.append(nan_history(pieces[-1], prep.epochs - done))
-    if shared:
-        jax.block_until_ready((state, pieces))
+    if shared:  # The last run's outputs are ready together, once it no longer reads them.
+        jax.block_until_ready(state.epochs_run)
     return state, pieces
 
 

@@ -89,7 +89,7 @@ def _owned(leaf):
 
 
 @functools.lru_cache(maxsize=1024)
-def scalar(value, dtype: str) -> jax.Array:
+def scalar(value, dtype) -> jax.Array:
     """`value` as a device array of `dtype`, made once: jax arrays cannot change, and the jitted
     run takes a device array in faster than a NumPy value (docs/design.md#the-fixed-cost-of-a-call)."""
     return jnp.asarray(np.asarray(value, dtype))
@@ -98,7 +98,7 @@ def scalar(value, dtype: str) -> jax.Array:
 def _scalar(value, dtype) -> jax.Array:
     """`scalar(value, dtype)` for a Python number; an array value as a NumPy array of `dtype`."""
     if isinstance(value, (int, float)):
-        return scalar(value, np.dtype(dtype).name)
+        return scalar(value, np.dtype(dtype))
     return np.asarray(value, dtype)
 
 
@@ -107,7 +107,7 @@ def _initial_state(params, opt_state, optimizer, early, lr, dtype) -> tuple[RunS
     opt_state = init_opt_state(params, optimizer=optimizer) if opt_state is None else opt_state
     worst = np.inf if early is None or early.mode == "min" else -np.inf
     flags = (scalar(False, "bool"), scalar(False, "bool"), scalar((-1, -1), "int32"))
-    counts = (scalar(worst, dtype.name), scalar(0, "int32"), scalar(0, "int32"))
+    counts = (scalar(worst, dtype), scalar(0, "int32"), scalar(0, "int32"))
     return RunState(params, opt_state, *flags, *counts), _scalar(lr, dtype)
 
 
