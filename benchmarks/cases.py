@@ -35,10 +35,10 @@ DEFAULT_GOALS = [
     ("SGD batch 1, n=1e4: scikit-learn SGDClassifier epoch / jaxgd epoch", "d_sgd", "sklearn", "jaxgd_defaults", "min", 2),
 ]  # fmt: skip
 DEFAULT_IMPLS = {
-    "d_sgd": ("jaxgd_defaults", "torch", "sklearn"),
-    "d_mb32": ("jaxgd_defaults", "torch"),
-    "d_full": ("jaxgd_defaults", "numpy"),
-    "d_mb1024": ("jaxgd_defaults", "torch"),
+    "d_sgd": ("jaxgd_defaults", "torch", "sklearn", "xla_floor"),
+    "d_mb32": ("jaxgd_defaults", "torch", "xla_floor"),
+    "d_full": ("jaxgd_defaults", "numpy", "xla_floor"),
+    "d_mb1024": ("jaxgd_defaults", "torch", "xla_floor"),
 }
 
 IMPLS = {
@@ -55,6 +55,7 @@ LABELS = {
     "jaxgd_eval": "jaxgd.fit, eval_train=True (default)",
     "jaxgd_defaults": "jaxgd.fit, default options",
     "sklearn": "scikit-learn SGDClassifier",
+    "xla_floor": "bare XLA bound (one jitted scan)",
 }
 
 

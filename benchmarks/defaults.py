@@ -12,6 +12,7 @@ import jaxgd
 from benchmarks import probes
 from benchmarks.cases import DEFAULT_GOALS, DEFAULT_IMPLS, goal_rows
 from benchmarks.floor import c_floor
+from benchmarks.peers import xla_floor_runner
 from benchmarks.task import LR, example_loss, make_data, zeros
 from benchmarks.timing import check_agreement, summary, time_cases
 
@@ -32,15 +33,21 @@ def fixed_cost(cfg: dict, repeats: int) -> dict:
         jax.block_until_ready(r.params)
 
     params = zeros(X.shape[1])
+    bare = xla_floor_runner(X, y, cfg["batch"])  # The same epoch, nothing around it.
     call(jax.random.key(0))
-    seconds = []
+    bare(1)
+    seconds, floor = [], []
     for rep in range(repeats):
         keys = list(jax.random.split(jax.random.key(rep + 1), cfg["calls"]))  # Made untimed.
         start = time.perf_counter()
         for key in keys:
             call(key)
         seconds.append((time.perf_counter() - start) / cfg["calls"])
-    return dict(summary(seconds), **cfg)
+        start = time.perf_counter()
+        for _ in keys:
+            bare(1)
+        floor.append((time.perf_counter() - start) / cfg["calls"])
+    return dict(summary(seconds), floor=summary(floor), **cfg)
 
 
 def _floor_row(times: dict, floor: dict, n: int) -> dict:
@@ -49,6 +56,7 @@ def _floor_row(times: dict, floor: dict, n: int) -> dict:
     ns = {k: t[k] * 1e6 / n for k in ("median_ms", "min_ms", "max_ms")}
     ratio = ns["median_ms"] / floor["median_ns"]
     spread = (ns["min_ms"] / floor["max_ns"], ns["max_ms"] / floor["min_ns"])
+    bare = times["d_sgd"].get("xla_floor")
     return dict(
         goal=f"SGD batch 1, n=1e4: jaxgd ns per update / a plain C loop's ({ns['median_ms']:.0f} "
         f"against {floor['median_ns']:.0f} ns)",
@@ -57,12 +65,25 @@ def _floor_row(times: dict, floor: dict, n: int) -> dict:
         unit="×",
         spread=spread,
         met=ratio <= FLOOR_GOAL,
+        xla=bare and bare["median_ms"] * 1e6 / n / floor["median_ns"],
     )
+
+
+def _bare_goals() -> list:
+    """DEFAULT_GOALS with the bare XLA bound in jaxgd's place: the ratio a `lax.scan` with no
+    overhead at all would reach (`peers.xla_floor_runner`)."""
+    swap = lambda impl: "xla_floor" if impl == "jaxgd_defaults" else impl
+    return [
+        (label, case, swap(a), swap(b), kind, goal)
+        for label, case, a, b, kind, goal in DEFAULT_GOALS
+    ]
 
 
 def _rows(out: dict, n_sgd: int) -> list:
     """Every goal row of the section: `{goal, bound, value, unit, spread, met}`."""
     rows = [dict(g, value=g["ratio"], unit="×") for g in goal_rows(out["times"], DEFAULT_GOALS)]
+    bare = {g["goal"]: g["ratio"] for g in goal_rows(out["times"], _bare_goals())}
+    rows = [dict(row, xla=bare.get(row["goal"])) for row in rows]
     f = out["fixed"]
     rows.append(
         dict(
@@ -73,6 +94,7 @@ def _rows(out: dict, n_sgd: int) -> list:
             unit="ms",
             spread=(f["min_ms"], f["max_ms"]),
             met=f["median_ms"] <= FIXED_GOAL_MS,
+            xla=f["floor"]["median_ms"],
         )
     )
     if "skipped" not in out["floor"]:

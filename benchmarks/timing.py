@@ -24,6 +24,7 @@ MAKERS = {
     "numpy": peers.numpy_runner,
     "jaxgd_defaults": jaxgd_defaults_runner,
     "sklearn": peers.sklearn_runner,
+    "xla_floor": peers.xla_floor_runner,
 }
 _WHOLE_CALLS = (
     "jaxgd",
@@ -31,6 +32,7 @@ _WHOLE_CALLS = (
     "jaxgd_defaults",
     "numpy",
     "sklearn",
+    "xla_floor",
 )  # Timed as whole calls of `epochs` epochs.
 
 
@@ -65,6 +67,8 @@ def how_timed(name, cfg) -> str:
     per_epoch = _steps_per_epoch(cfg)
     if name in _WHOLE_CALLS:
         extra = ", NumPy data in: copy and checks included" if name.startswith("jaxgd") else ""
+        if name == "xla_floor":
+            extra = ", data on the device, orders drawn ahead"
         per = "epochs per call" if name != "sklearn" else "epochs (one `partial_fit` each)"
         return f"{cfg['epochs']} {per}{extra}"
     if cfg["steps"] is not None and cfg["steps"] < per_epoch:

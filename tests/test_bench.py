@@ -199,3 +199,27 @@ def test_c_floor_trains_or_is_skipped_with_a_note(monkeypatch):
         "skipped": "no working C compiler (`cc`) on this machine"
     }
     assert notes and "skipped" in notes[0]
+
+
+@pytest.mark.parametrize("batch", [1, 7, None])
+def test_bare_xla_bound_trains_as_fit_does_bit_for_bit(batch):
+    """The bound the defaults section compares jaxgd with runs the same updates: on the same
+    orders it ends at fit's very params (ragged last batch included: 50 = 7 * 7 + 1)."""
+    from benchmarks.peers import xla_floor_runner
+    from benchmarks.task import jaxgd_runner, make_data
+
+    X, y = make_data(50)
+    orders = np.stack([np.random.default_rng(e).permutation(50) for e in range(3)])
+    given = None if batch is None else orders
+    bare = xla_floor_runner(X, y, batch)(3, orders=given)
+    ours = jaxgd_runner(X, y, batch)(3, orders=given)
+    np.testing.assert_array_equal(bare[0], ours[0])
+    assert bare[1] == ours[1]
+
+
+def test_defaults_goals_carry_the_bare_xla_bound(smoke):
+    rows = smoke["defaults"]["goals"]
+    assert all(r["xla"] > 0 for r in rows[: len(cases.DEFAULT_GOALS)])
+    assert smoke["defaults"]["fixed"]["floor"]["median_ms"] > 0
+    text = report.report(smoke, "python -m benchmarks --smoke")
+    assert "| met | bare XLA bound |" in text
