@@ -344,3 +344,26 @@ def test_the_runs_scalars_are_device_arrays_made_once_per_value_and_dtype():
     assert one.dtype == jnp.float32 and not one.weak_type and float(one) == np.float32(0.1)
     assert setup.scalar(0.1, "float16").dtype == jnp.float16
     assert setup.scalar((-1, -1), "int32").tolist() == [-1, -1]
+
+
+def test_a_first_fit_in_a_fresh_process_compiles_its_run_alone():
+    """The run's scalars go to the device without an XLA program (`setup.scalar`): in a fresh
+    process, where no small program was compiled before, `fit` compiles `run_epochs` and nothing
+    else."""
+    import subprocess
+    import sys
+
+    code = """
+import jax, numpy as np, jaxgd
+X = np.ones((64, 3), np.float32); y = np.zeros(64, np.float32)
+params = {"w": np.zeros(3, np.float32), "b": np.float32(0)}
+key = jax.random.key(0)
+names = []
+jax.monitoring.register_event_duration_secs_listener(lambda e, d, **kw: names.append(
+    kw.get("fun_name")) if e == "/jax/core/compile/backend_compile_duration" else None)
+loss = lambda p, x, y: (x @ p["w"] + p["b"] - y) ** 2
+jaxgd.fit(loss, params, (X, y), epochs=2, optimizer=0.1, batch_size=8, key=key)
+print(names)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['jit(run_epochs)']", out.stdout + out.stderr

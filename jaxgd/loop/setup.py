@@ -91,8 +91,9 @@ def _owned(leaf):
 @functools.lru_cache(maxsize=1024)
 def scalar(value, dtype) -> jax.Array:
     """`value` as a device array of `dtype`, made once: jax arrays cannot change, and the jitted
-    run takes a device array in faster than a NumPy value (docs/design.md#the-fixed-cost-of-a-call)."""
-    return jnp.asarray(np.asarray(value, dtype))
+    run takes a device array in faster than a NumPy value (docs/design.md#the-fixed-cost-of-a-call).
+    `device_put`, as `jnp.asarray` compiles a small program per dtype in a fresh process."""
+    return jax.device_put(np.asarray(value, dtype))
 
 
 def _scalar(value, dtype) -> jax.Array:
