@@ -1,12 +1,14 @@
-"""Where the fixed cost of a small `fit` call goes (docs/design.md#the-fixed-cost-of-a-call).
+"""Where the time of a `fit` call goes (docs/design.md#the-fixed-cost-of-a-call).
 
     python -m benchmarks.fixed_cost_parts [--calls 2000] [--n 100] [--batch 32] [--epochs 1]
+        [--no-eval-train] [--no-xla]
 
-Times `calls` calls of `fit` (by default n = 100, 1 epoch, batch 32: the defaults section's fixed
-cost; a new key each, default options, NumPy data in) after one that compiles, with a wall clock around each of fit's host-side steps (the steps
-nest: `_run_chunks` holds `to_device` and `_run_chunk`, which holds the compiled run). Then the
-XLA:CPU costs behind what is left: a tiny program, a small `dot` as a program and inside a loop,
-and the threefry bits behind an epoch's order.
+Times `calls` calls of `fit` after one that compiles: by default n = 100, 1 epoch, batch 32 (the
+defaults section's fixed cost), a new key each call, default options, NumPy data in. A wall
+clock runs around each of fit's host-side steps; the steps nest (`_run_chunks` holds `to_device`
+and `_run_chunk`, which holds the compiled run). Then the XLA:CPU costs behind what is left: a
+tiny program, a small `dot` as a program and inside a loop, and the threefry bits behind an
+epoch's order.
 """
 
 import argparse
@@ -45,7 +47,9 @@ def _timed(module, name: str, seconds: dict) -> None:
     setattr(module, name, wrapper)
 
 
-def parts(calls: int, n: int = 100, batch: int = 32, epochs: int = 1) -> tuple[float, dict]:
+def parts(
+    calls: int, n: int = 100, batch: int = 32, epochs: int = 1, eval_train: bool = True
+) -> tuple[float, dict]:
     """(us per call, {step: us per call}) over `calls` `fit` calls."""
     X, y = make_data(n)
     params = zeros(X.shape[1])
@@ -53,7 +57,14 @@ def parts(calls: int, n: int = 100, batch: int = 32, epochs: int = 1) -> tuple[f
 
     def call(key):
         r = jaxgd.fit(
-            example_loss, params, (X, y), epochs=epochs, optimizer=0.1, batch_size=batch, key=key
+            example_loss,
+            params,
+            (X, y),
+            epochs=epochs,
+            optimizer=0.1,
+            batch_size=batch,
+            key=key,
+            eval_train=eval_train,
         )
         jax.block_until_ready(r.params)
 
@@ -101,14 +112,20 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=100, help="examples")
     parser.add_argument("--batch", type=int, default=32, help="batch size")
     parser.add_argument("--epochs", type=int, default=1, help="epochs per call")
+    parser.add_argument(
+        "--no-eval-train", action="store_true", help="fit with eval_train=False (default True)"
+    )
+    parser.add_argument("--no-xla", action="store_true", help="skip the XLA:CPU programs")
     args = parser.parse_args(argv)
-    total, steps = parts(args.calls, args.n, args.batch, args.epochs)
+    total, steps = parts(args.calls, args.n, args.batch, args.epochs, not args.no_eval_train)
     print(
         f"fit, n={args.n}, {args.epochs} epoch(s), batch {args.batch}: {total:.0f} us per call; "
         "its steps (nested):"
     )
     for name, us in sorted(steps.items(), key=lambda kv: -kv[1]):
         print(f"  {name:18s} {us:7.0f} us")
+    if args.no_xla:
+        return
     print("XLA:CPU programs, us per blocked call:")
     for name, us in xla_costs().items():
         print(f"  {name:52s} {us:6.1f}")

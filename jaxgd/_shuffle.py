@@ -57,6 +57,7 @@ def _threefry_data(key):
     return key if jax.config.jax_default_prng_impl == "threefry2x32" else None
 
 
+@jax.jit  # One dispatch when called eagerly (a streamed run's epochs), inlined in a trace.
 def fold_in(key, data):
     """`jax.random.fold_in(key, data)`: the same key, bit for bit (tests/test_loop.py)."""
     raw = _threefry_data(key)
