@@ -4,11 +4,20 @@ XLA:CPU reads a NumPy array in place when it is C-contiguous and 64-byte aligned
 large arrays usually start 16 bytes past a page, so `jax.device_put` copies them, slowly (41 ms
 for 80 MB here, page faults included). `to_jax` copies such an array once into an aligned buffer
 of its own (NumPy's allocator puts large ones on huge pages: 7 ms), which XLA then reads in place.
+
+For `fit` (`to_jax(..., keep_numpy=True)`) that buffer is kept as the array's spare while the
+array lives, and the next call on the same array copies into it again: fresh pages cost page
+faults on every call, and now and then a stall of the kernel's huge-page compaction
+(docs/design.md#the-aligned-copy-kept-between-calls). The values are copied and checked anew on
+every call: a spare never serves an old copy.
 `release_free_memory` gives the memory a compiler freed back to the OS (`jaxgd.loop.fit`).
 """
 
 import ctypes
 import functools
+import threading
+import weakref
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -17,6 +26,7 @@ from jaxgd import _checks
 
 ALIGN = 64  # Bytes: the alignment at which XLA:CPU uses a host buffer in place.
 COPY_FROM_BYTES = 2**16  # Smaller arrays go as they are: the jitted call copies them faster.
+SPARE_BYTES_MAX = 2**30  # Spares kept in all, at most (and at most 1/16 of the machine's memory).
 
 
 def to_jax(data, shared: list, *, keep_numpy: bool = False, non_finite: list | None = None):
@@ -27,9 +37,11 @@ def to_jax(data, shared: list, *, keep_numpy: bool = False, non_finite: list | N
     array of the caller's read in place is noted in `shared`: `fit` then waits for its run to
     finish, so that writing to it afterwards is safe. With `keep_numpy`, aligned arrays stay
     NumPy arrays, which a jitted call reads in place as well (`device_put` cost a small call
-    more than the rest of it); every such array is noted in `shared`. With a list `non_finite`,
-    the values of float NumPy arrays are checked on the way, in the same read as their copy
-    (`_checks.all_finite_copying`), and the path and array of each holding NaN or inf appended.
+    more than the rest of it); every such array is noted in `shared`, and the copies are made
+    into the arrays' spares (`borrow`: the caller gives them back when its run is done). With a
+    list `non_finite`, the values of float NumPy arrays are checked on the way, in the same read
+    as their copy (`_checks.all_finite_copying`), and the path and array of each holding NaN or
+    inf appended.
     """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         return data
@@ -37,11 +49,12 @@ def to_jax(data, shared: list, *, keep_numpy: bool = False, non_finite: list | N
     host = []
     for path, a in pairs:
         check = non_finite is not None and _numeric(a) and a.dtype.kind == "f"
-        b, finite = _aligned(a, check) if _numeric(a) else (a, True)
+        b, finite = _aligned(a, check, keep_numpy) if _numeric(a) else (a, True)
         if not finite:
             non_finite.append((path, a))
         host.append(b)
-    if non_finite:  # The caller raises: nothing to move.
+    if non_finite:  # The caller raises: nothing to move, and no run reads the spares.
+        give_back(host)
         return data
     leaves = [a for _, a in pairs]
     put = [_numeric(a) and not (keep_numpy and _canonical(a)) for a in host]
@@ -65,13 +78,13 @@ def _canonical(a: np.ndarray) -> bool:
     return a.dtype == jax.dtypes.canonicalize_dtype(a.dtype)
 
 
-def _aligned(a: np.ndarray, check: bool = False) -> tuple[np.ndarray, bool]:
+def _aligned(a: np.ndarray, check: bool = False, spare: bool = False) -> tuple[np.ndarray, bool]:
     """`a`, or an aligned copy where XLA would otherwise copy it itself, slowly (arrays of
-    `COPY_FROM_BYTES` or more); and, if `check`, whether its values are all finite (read once
-    for both)."""
+    `COPY_FROM_BYTES` or more), into `a`'s spare buffer with `spare` (`borrow`); and, if
+    `check`, whether its values are all finite (read once for both)."""
     unaligned = a.ctypes.data % ALIGN or not a.flags.c_contiguous
     if _canonical(a) and unaligned and a.nbytes >= COPY_FROM_BYTES:
-        out = aligned_empty(a.shape, a.dtype)
+        out = borrow(a) if spare else aligned_empty(a.shape, a.dtype)
         if not check:
             np.copyto(out, a)
             return out, True
@@ -85,6 +98,67 @@ def aligned_empty(shape, dtype) -> np.ndarray:
     buffer = np.empty(nbytes + ALIGN, np.uint8)
     start = -buffer.ctypes.data % ALIGN
     return buffer[start : start + nbytes].view(dtype).reshape(shape)
+
+
+class _Spare(NamedTuple):
+    source: weakref.ref  # The caller's array it copies.
+    buffer: np.ndarray  # Its aligned copy, written anew by every `fit` call on it.
+
+
+_SPARES: dict = {}  # id(source) -> _Spare, oldest first.
+_LENT: set = set()  # id(buffer) of the spares a running `fit` reads.
+_LOCK = threading.Lock()
+
+
+def _spare_budget() -> int:
+    memory = _checks._memory_bytes()
+    return min(SPARE_BYTES_MAX, memory // 16) if memory else SPARE_BYTES_MAX
+
+
+def borrow(a: np.ndarray) -> np.ndarray:
+    """An aligned buffer shaped like `a` for its copy: `a`'s spare when it has one that no run
+    is reading, else a new one, kept as `a`'s spare while `a` lives if the budget allows (the
+    oldest spares not in use go first). `give_back` ends the loan."""
+    with _LOCK:
+        spare = _SPARES.get(id(a))
+        if spare is not None and spare.source() is a and id(spare.buffer) not in _LENT:
+            if spare.buffer.shape == a.shape and spare.buffer.dtype == a.dtype:
+                _LENT.add(id(spare.buffer))
+                return spare.buffer
+    out = aligned_empty(a.shape, a.dtype)
+    budget = _spare_budget()
+    if a.nbytes > budget:
+        return out
+    with _LOCK:
+        key = id(a)
+        try:
+            source = weakref.ref(a, lambda _, key=key: _forget(key))
+        except TypeError:  # Not weakly referenceable: no spare.
+            return out
+        _SPARES.pop(key, None)
+        _SPARES[key] = _Spare(source, out)
+        _LENT.add(id(out))
+        kept = sum(s.buffer.nbytes for s in _SPARES.values())
+        for old in [k for k, s in _SPARES.items() if id(s.buffer) not in _LENT]:
+            if kept <= budget:
+                break
+            kept -= _SPARES.pop(old).buffer.nbytes
+    return out
+
+
+def give_back(arrays) -> None:
+    """Ends the loans of those of `arrays` that `borrow` lent: a later call may write them."""
+    with _LOCK:
+        for a in arrays:
+            _LENT.discard(id(a))
+
+
+def _forget(key: int) -> None:
+    """Drops the spare of a source array that was garbage collected."""
+    with _LOCK:
+        spare = _SPARES.get(key)
+        if spare is not None and spare.source() is None:
+            del _SPARES[key]
 
 
 def aligned_copy(a: np.ndarray) -> np.ndarray:

@@ -367,3 +367,56 @@ print(names)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['jit(run_epochs)']", out.stdout + out.stderr
+
+
+def _unaligned(rows, cols=8, value=1.0):
+    """A NumPy array 16 bytes past an aligned start, large enough to be copied (and spared)."""
+    a = _host.aligned_empty((rows + 1, cols), np.float32).reshape(-1)[4 : 4 + rows * cols]
+    a = a.reshape(rows, cols)
+    a[...] = value
+    assert a.ctypes.data % _host.ALIGN and a.nbytes >= _host.COPY_FROM_BYTES
+    return a
+
+
+def test_fit_copies_into_the_same_spare_every_call_and_never_serves_an_old_copy():
+    """Large unaligned data are copied into one aligned buffer kept while the array lives: the
+    values are copied and checked anew each call, so a change in place is seen (and a NaN
+    refused), and the spare goes with the array."""
+    X = _unaligned(4096)
+    X[:, 0] = np.linspace(-1, 1, 4096)
+    y = (X[:, 0] > 0).astype(np.float32)
+    loss = lambda p, x, y: (x @ p - y) ** 2
+    fit = lambda X: jaxgd.fit(loss, jnp.zeros(8), (X, y), epochs=2, optimizer=0.01, batch_size=64)
+    first = fit(X)
+    spare = _host._SPARES[id(X)].buffer
+    assert id(spare) not in _host._LENT  # Given back once the run was done.
+    X[:, 1] = 3.0  # In place: the next call must train on the new values.
+    second = fit(X)
+    assert _host._SPARES[id(X)].buffer is spare
+    np.testing.assert_array_equal(spare, X)
+    fresh = fit(np.ascontiguousarray(X.copy()))
+    np.testing.assert_array_equal(second.params, fresh.params)
+    assert not np.array_equal(second.params, first.params)
+    X[7, 3] = np.nan
+    with pytest.raises(ValueError, match=r"`data` X holds 1 non-finite value\(s\)"):
+        fit(X)
+    assert id(spare) not in _host._LENT  # A refused call gives its spare back too.
+    key = id(X)
+    del X
+    assert key not in _host._SPARES
+
+
+def test_a_spare_in_use_is_not_lent_twice_and_the_budget_is_kept(monkeypatch):
+    a, b = _unaligned(4096), _unaligned(4096)
+    first = _host.borrow(a)
+    second = _host.borrow(a)  # The first loan is not over: a buffer of its own.
+    assert second is not first and first.ctypes.data % _host.ALIGN == 0
+    _host.give_back([first, second])
+    assert _host.borrow(a) is _host._SPARES[id(a)].buffer
+    _host.give_back([_host._SPARES[id(a)].buffer])
+    monkeypatch.setattr(_host, "SPARE_BYTES_MAX", a.nbytes)  # Room for one spare.
+    _host.give_back([_host.borrow(b)])
+    assert id(b) in _host._SPARES and id(a) not in _host._SPARES  # The oldest went.
+    big = _unaligned(8192)
+    _host.give_back([_host.borrow(big)])
+    assert id(big) not in _host._SPARES  # Over the budget: never kept.

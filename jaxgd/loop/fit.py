@@ -10,7 +10,7 @@ import optax
 
 import jaxgd.loop.checkpoint as checkpoints
 import jaxgd.loop.stream as streaming
-from jaxgd import _checks
+from jaxgd import _checks, _host
 from jaxgd.loop.result import (
     DivergenceError,
     EarlyStopping,
@@ -83,6 +83,7 @@ def _run_chunks(prep: Prepared, chunk: int, callback, saver=None) -> tuple:
         pieces.append(nan_history(pieces[-1], prep.epochs - done))
     if shared:  # The last run's outputs are ready together, once it no longer reads them.
         jax.block_until_ready(state.epochs_run)
+        _host.give_back(shared)  # Not after an exception: a run may still read them.
     return state, pieces
 
 
