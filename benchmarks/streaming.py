@@ -7,6 +7,8 @@
 * Memory: a fresh process (`benchmarks.probe_memmap`) trains one epoch (default options) on a
   memmap of `memory_gb` GB and reports the peak of its own memory (anonymous pages) and VmHWM,
   which also counts the memmap's page cache; the goal is on the former.
+
+`python -m benchmarks.streaming` runs the epoch-time comparison alone.
 """
 
 import tempfile
@@ -124,3 +126,18 @@ def run(mode: str = "full", say=print) -> dict:
         say(f"  streaming: peak memory of one epoch on a {sizes['memory_gb']:g} GB memmap")
         memory = peak_memory(Path(tmp) / "big", sizes["memory_gb"])
     return dict(mode=mode, times=times, memory=memory)
+
+
+def main() -> None:
+    """`python -m benchmarks.streaming`: the epoch-time comparison alone, at the full sizes."""
+    sizes = SIZES["full"]
+    with tempfile.TemporaryDirectory(prefix="jaxgd-stream-") as tmp:
+        t = epoch_times(Path(tmp), sizes["n"], sizes["epochs"], sizes["repeats"])
+    ms = {k: [round(1e3 * s) for s in v] for k, v in t["seconds"].items()}
+    print(
+        f"ms per epoch: {ms}; streamed / in memory {t['ratio']:.2f}x, same params {t['same_params']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -214,3 +214,21 @@ def test_bad_stream_arguments_are_refused_before_anything_compiles(options, erro
     with pytest.raises(error, match=match):
         jaxgd.fit(bce, P, args.pop("data"), **args)
     assert traces("run_epochs") == before
+
+
+@pytest.mark.parametrize("rows", [1, 9, 10, 4097])
+def test_the_two_thread_gather_puts_every_row_where_np_take_does(rows, monkeypatch):
+    monkeypatch.setattr(stream, "SPLIT_ROWS", 2)
+    src = np.arange(5000 * 3, dtype=np.float32).reshape(5000, 3)
+    idx = np.random.default_rng(rows).permutation(5000)[:rows]
+    out = np.full((rows, 3), -1.0, np.float32)
+    stream._take(src, idx, out)
+    np.testing.assert_array_equal(out, np.take(src, idx, axis=0))
+
+
+def test_a_streamed_run_gathering_on_two_threads_equals_the_in_memory_run(monkeypatch):
+    monkeypatch.setattr(stream, "SPLIT_ROWS", 16)  # The test's chunks of 96 rows are split.
+    a, b = both(epochs=2, optimizer=0.1, batch_size=32, key=jax.random.key(4))
+    np.testing.assert_array_equal(b.losses, a.losses)
+    for leaf_a, leaf_b in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+        np.testing.assert_array_equal(leaf_b, leaf_a)

@@ -22,6 +22,7 @@ process's own memory (anonymous pages) stays bounded.
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import jax
@@ -81,6 +82,27 @@ def check_chunk(stream_chunk, *, n: int, batch_size: int | None, row_bytes: int)
     return min(rows, -(-n // m) * m)
 
 
+SPLIT_ROWS = 4096  # Gathers of this many rows or more run on two threads.
+
+
+@functools.cache
+def _helper() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="jaxgd-gather")
+
+
+def _take(a, rows, out) -> None:
+    """`np.take(a, rows, axis=0, out=out)`, its second half on a helper thread: `np.take` lets
+    go of the GIL, and the epoch's gather of shuffled rows is what a streamed epoch waits for
+    (docs/design.md#the-streamed-gather-on-two-threads). The same rows in the same places."""
+    if len(rows) < SPLIT_ROWS:
+        np.take(a, rows, axis=0, out=out)
+        return
+    half = len(rows) // 2
+    other = _helper().submit(np.take, a, rows[half:], 0, out[half:])
+    np.take(a, rows[:half], axis=0, out=out[:half])
+    other.result()
+
+
 class _Reader:
     """Chunks of host data on the device, each gathered while the one before it trains.
 
@@ -132,7 +154,7 @@ class _Reader:
             np.copyto(part, a[start:stop], casting="unsafe")
         elif a.dtype == buf.dtype:  # A gather straight into the buffer (no temporary).
             part = buf[: len(rows)]
-            np.take(a, rows, axis=0, out=part)
+            _take(a, rows, part)
         else:
             part = buf[: len(rows)]
             np.copyto(part, np.take(a, rows, axis=0), casting="unsafe")
