@@ -7,6 +7,7 @@ checked before any of its pages is read, and errors raised inside the user's fun
 they are traced once on one example (`check_example_fn`), are reported the same way.
 """
 
+import functools
 import inspect
 import mmap
 import numbers
@@ -288,6 +289,19 @@ def _check_int_range(a, where: str):
         )
 
 
+@functools.cache
+def _kinds(dtype: np.dtype) -> tuple[bool, bool, bool, bool]:
+    """(complex, numeric or bool, integer, floating) for a dtype, as `jnp.issubdtype` says (kept
+    per dtype: four calls cost a tenth of a small `fit` call's checks)."""
+    number = jnp.issubdtype(dtype, jnp.number) or dtype == np.bool_
+    return (
+        bool(jnp.issubdtype(dtype, jnp.complexfloating)),
+        bool(number),
+        bool(jnp.issubdtype(dtype, jnp.integer)),
+        bool(jnp.issubdtype(dtype, jnp.floating)),
+    )
+
+
 def _check_data_leaf(leaf, where: str, numpy_values: bool = True):
     """One array of `data`: an array of real numbers, all finite, that the device reads as is
     (`numpy_values=False`: a NumPy array's values are checked by the caller, see `check_data`)."""
@@ -302,14 +316,15 @@ def _check_data_leaf(leaf, where: str, numpy_values: bool = True):
     if isinstance(leaf, np.ndarray):
         _check_mapped_file(leaf, where)
     dtype = np.dtype(leaf.dtype)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
+    complex_, numeric, integer, floating = _kinds(dtype)
+    if complex_:
         raise TypeError(f"{where} has complex dtype {dtype}; jaxgd trains on real numbers.")
-    if not (jnp.issubdtype(dtype, jnp.number) or dtype == np.bool_):
+    if not numeric:
         raise TypeError(f"{where} has non-numeric dtype {dtype}.")
-    if jnp.issubdtype(dtype, jnp.integer):
+    if integer:
         _check_int_range(leaf, where)
     later = not numpy_values and isinstance(leaf, np.ndarray)
-    if jnp.issubdtype(dtype, jnp.floating) and not later and not _all_finite(leaf):
+    if floating and not later and not _all_finite(leaf):
         raise non_finite_error(where, leaf)
 
 

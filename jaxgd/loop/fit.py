@@ -82,7 +82,8 @@ def _run_chunks(prep: Prepared, chunk: int, callback, saver=None) -> tuple:
     if done < prep.epochs:  # Stopped: nothing more will run, NaN for the rest of the history.
         pieces.append(nan_history(pieces[-1], prep.epochs - done))
     if shared:  # The last run's outputs are ready together, once it no longer reads them.
-        jax.block_until_ready(state.epochs_run)
+        if isinstance(state.epochs_run, jax.Array):
+            state.epochs_run.block_until_ready()
         _host.give_back(shared)  # Not after an exception: a run may still read them.
     return state, pieces
 

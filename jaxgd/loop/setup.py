@@ -213,6 +213,8 @@ def _moved(data, name: str, shared: list, keep: bool, check: bool):
         path, leaf = bad[0]
         part = "X" if path[0].idx == 0 else "y"
         raise _checks.non_finite_error(f"`{name}` {part}{jax.tree_util.keystr(path[1:])}", leaf)
+    if all(isinstance(a, (jax.Array, np.ndarray)) for a in jax.tree.leaves(data)):
+        return data  # Arrays already (a tree map cost more than the rest of this step).
     return jax.tree.map(_as_jax, data)
 
 
