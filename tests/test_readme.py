@@ -54,6 +54,18 @@ def test_goals_table_is_the_one_in_benchmarks_md():
     assert rows == goal_rows((ROOT / "BENCHMARKS.md").read_text())
 
 
+def test_defaults_table_is_the_one_in_benchmarks_md():
+    # The same for the defaults section's goals (issue 14), with its bare XLA bound column.
+    header = "| case | goal | measured | spread | met | bare XLA bound |"
+
+    def rows(text):
+        section = text.split(header)[1].split("\n\n")[0]
+        return [line for line in section.strip().splitlines() if line.startswith("| ")]
+
+    assert len(rows(README)) == 8  # The eight goals.
+    assert rows(README) == rows((ROOT / "BENCHMARKS.md").read_text())
+
+
 def test_own_loop_snippet_runs_after_the_quick_start():
     """The "Writing your own loop" block, run in the quick start's namespace, prints its comment."""
     quick = blocks("python")[0]
