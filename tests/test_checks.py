@@ -420,3 +420,19 @@ def test_a_spare_in_use_is_not_lent_twice_and_the_budget_is_kept(monkeypatch):
     big = _unaligned(8192)
     _host.give_back([_host.borrow(big)])
     assert id(big) not in _host._SPARES  # Over the budget: never kept.
+
+
+def test_kept_scalars_and_result_types_follow_64_bit_mode():
+    """`setup.scalar` and the params' result type are kept per value and dtype, and per 64-bit
+    mode: float64 params train in float64 with x64 on, in float32 with it off."""
+    f64 = np.dtype("float64")
+    leaves = [np.zeros(3, f64)]
+    assert setup.scalar(np.inf, f64).dtype == jnp.float32  # Kept first with x64 off.
+    assert setup._result_type(leaves) == jnp.float32
+    with jax.enable_x64(True):
+        assert setup.scalar(np.inf, f64).dtype == jnp.float64
+        assert setup._result_type(leaves) == jnp.float64
+        X, y = np.ones((8, 3)), np.zeros(8)
+        on = jaxgd.fit(lambda p, x, y: (x @ p - y) ** 2, leaves[0], (X, y), epochs=1, optimizer=0.1)
+        assert on.params.dtype == jnp.float64 and on.losses.dtype == np.float64
+    assert setup.scalar(np.inf, f64).dtype == jnp.float32

@@ -88,11 +88,16 @@ def _owned(leaf):
     return jnp.asarray(leaf)
 
 
-@functools.lru_cache(maxsize=1024)
 def scalar(value, dtype) -> jax.Array:
     """`value` as a device array of `dtype`, made once: jax arrays cannot change, and the jitted
     run takes a device array in faster than a NumPy value (docs/design.md#the-fixed-cost-of-a-call).
-    `device_put`, as `jnp.asarray` compiles a small program per dtype in a fresh process."""
+    Made once per 64-bit mode too, which decides the dtype the device holds."""
+    return _device_scalar(value, dtype, jax.config.jax_enable_x64)
+
+
+@functools.lru_cache(maxsize=1024)
+def _device_scalar(value, dtype, x64: bool) -> jax.Array:
+    # `device_put`, as `jnp.asarray` compiles a small program per dtype in a fresh process.
     return jax.device_put(np.asarray(value, dtype))
 
 
@@ -118,7 +123,8 @@ _RESULT_TYPES: dict = {}  # (dtype, weak) of each leaf -> `jnp.result_type` of t
 def _result_type(leaves) -> np.dtype:
     """`jnp.result_type(*leaves)`, which depends on their dtypes and weak types only (kept per
     combination: it cost a tenth of a small `fit` call)."""
-    key = tuple((np.dtype(a.dtype), getattr(a, "weak_type", False)) for a in leaves)
+    kinds = tuple((np.dtype(a.dtype), getattr(a, "weak_type", False)) for a in leaves)
+    key = (jax.config.jax_enable_x64, kinds)  # 64-bit mode decides float64's result.
     if key not in _RESULT_TYPES:
         _RESULT_TYPES[key] = jnp.result_type(*leaves)
     return _RESULT_TYPES[key]
