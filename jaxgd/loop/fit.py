@@ -173,7 +173,9 @@ def fit(
       example_loss: `example_loss(params, x, y) -> scalar`, the loss of ONE example. A batch's
         loss is the mean over its real examples.
       params: initial parameters, a pytree (dict, tuple, nested) of float arrays.
-      data: `(X, y)`: arrays (X may be a pytree of arrays) sharing the leading axis n.
+      data: `(X, y)`: arrays (X may be a pytree of arrays) sharing the leading axis n. A NumPy
+        array that XLA cannot read in place (not 64-byte aligned) is copied every call into an
+        aligned buffer kept while the array lives (`jaxgd._host.borrow`, at most 1 GiB in all).
       epochs: number of passes over the data (0 only evaluates nothing and returns `params`).
       optimizer: an optax `GradientTransformation` (schedules work through it), or a number: the
         learning rate eta of plain gradient descent, `w <- w - eta * grad`. A number stays a traced
