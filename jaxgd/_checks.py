@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxgd._weak import WeakIds
+
 INT32_MAX = 2**31 - 1  # Epochs and updates are counted in int32 on the device.
 
 
@@ -158,8 +160,7 @@ def _all_finite_on_device(a):
     return jnp.isfinite(a).all()  # One fused program: no boolean array of a's size.
 
 
-# id(a) -> weakref to a: jax arrays (immutable) already found finite, forgotten when they go.
-_FINITE: dict = {}
+_FINITE = WeakIds()  # jax arrays (immutable) found finite, forgotten when they go.
 
 
 def _all_finite(a) -> bool:
@@ -171,13 +172,11 @@ def _all_finite(a) -> bool:
     """
     if not isinstance(a, jax.Array) or isinstance(a, jax.core.Tracer):
         return all_finite_copying(np.asarray(a))
-    ref = _FINITE.get(id(a))
-    if ref is not None and ref() is a:
+    if _FINITE.get(a):
         return True
     finite = all_finite_copying(np.asarray(a)) if _on_host(a) else bool(_all_finite_on_device(a))
     if finite:
-        key = id(a)
-        _FINITE[key] = weakref.ref(a, lambda _, key=key: _FINITE.pop(key, None))
+        _FINITE.put(a, True)
     return finite
 
 

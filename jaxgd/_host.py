@@ -9,20 +9,20 @@ For `fit` (`to_jax(..., keep_numpy=True)`) that buffer is kept as the array's sp
 array lives, and the next call on the same array copies into it again: fresh pages cost page
 faults on every call, and now and then a stall of the kernel's huge-page compaction
 (docs/design.md#the-aligned-copy-kept-between-calls). The values are copied and checked anew on
-every call: a spare never serves an old copy.
+every call: a spare never serves an old copy. A streamed run's chunk buffers are spares of
+the arrays it reads in the same way (`borrow`'s `slot`).
 `release_free_memory` gives the memory a compiler freed back to the OS (`jaxgd.loop.fit`).
 """
 
 import ctypes
 import functools
 import threading
-import weakref
-from typing import NamedTuple
 
 import jax
 import numpy as np
 
 from jaxgd import _checks
+from jaxgd._weak import WeakIds
 
 ALIGN = 64  # Bytes: the alignment at which XLA:CPU uses a host buffer in place.
 COPY_FROM_BYTES = 2**16  # Smaller arrays go as they are: the jitted call copies them faster.
@@ -32,7 +32,7 @@ SPARE_BYTES_MAX = 2**30  # Spares kept in all, at most (and at most 1/16 of the 
 def to_jax(data, shared: list, *, keep_numpy: bool = False, non_finite: list | None = None):
     """Numeric NumPy arrays of a pair `(X, y)` as JAX arrays; anything else unchanged.
 
-    An unaligned or strided array is copied once into an aligned buffer (`aligned_copy`), which
+    An unaligned or strided array is copied once into an aligned buffer (`aligned_empty`), which
     XLA reads in place (`jnp.asarray` would be slower still than `jax.device_put`'s own copy). An
     array of the caller's read in place is noted in `shared`: `fit` then waits for its run to
     finish, so that writing to it afterwards is safe. With `keep_numpy`, aligned arrays stay
@@ -100,14 +100,9 @@ def aligned_empty(shape, dtype) -> np.ndarray:
     return buffer[start : start + nbytes].view(dtype).reshape(shape)
 
 
-class _Spare(NamedTuple):
-    source: weakref.ref  # The caller's array it copies.
-    buffer: np.ndarray  # Its aligned copy, written anew by every `fit` call on it.
-
-
-_SPARES: dict = {}  # id(source) -> _Spare, oldest first.
+_SPARES = WeakIds()  # (source, slot) -> aligned buffer, kept while the source lives.
 _LENT: set = set()  # id(buffer) of the spares a running `fit` reads.
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # Re-entered if a source's collection drops its spare under it.
 
 
 def _spare_budget() -> int:
@@ -115,34 +110,36 @@ def _spare_budget() -> int:
     return min(SPARE_BYTES_MAX, memory // 16) if memory else SPARE_BYTES_MAX
 
 
-def borrow(a: np.ndarray) -> np.ndarray:
-    """An aligned buffer shaped like `a` for its copy: `a`'s spare when it has one that no run
-    is reading, else a new one, kept as `a`'s spare while `a` lives if the budget allows (the
-    oldest spares not in use go first). `give_back` ends the loan."""
+def borrow(source, shape=None, dtype=None, slot: int = 0) -> np.ndarray:
+    """An aligned buffer of `shape` and `dtype` (default: `source`'s) for data copied from
+    `source`: its spare for `slot` when it has one of that shape that no run is reading, else a
+    new one, kept as that spare while `source` lives if the budget allows (the oldest spares
+    not in use go first). `give_back` ends the loan. `fit` takes one per unaligned array, a
+    streamed run one per chunk slot of each array."""
+    shape = source.shape if shape is None else tuple(shape)
+    dtype = np.dtype(source.dtype if dtype is None else dtype)
     with _LOCK:
-        spare = _SPARES.get(id(a))
-        if spare is not None and spare.source() is a and id(spare.buffer) not in _LENT:
-            if spare.buffer.shape == a.shape and spare.buffer.dtype == a.dtype:
-                _LENT.add(id(spare.buffer))
-                return spare.buffer
-    out = aligned_empty(a.shape, a.dtype)
+        spare = _SPARES.get(source, slot)
+        if spare is not None and id(spare) not in _LENT and spare.shape == shape:
+            if spare.dtype == dtype:
+                _LENT.add(id(spare))
+                return spare
+    out = aligned_empty(shape, dtype)
     budget = _spare_budget()
-    if a.nbytes > budget:
+    if out.nbytes > budget:
         return out
     with _LOCK:
-        key = id(a)
-        try:
-            source = weakref.ref(a, lambda _, key=key: _forget(key))
-        except TypeError:  # Not weakly referenceable: no spare.
+        if not _SPARES.put(source, out, slot):  # Not weakly referenceable: no spare.
             return out
-        _SPARES.pop(key, None)
-        _SPARES[key] = _Spare(source, out)
         _LENT.add(id(out))
-        kept = sum(s.buffer.nbytes for s in _SPARES.values())
-        for old in [k for k, s in _SPARES.items() if id(s.buffer) not in _LENT]:
-            if kept <= budget:
+        kept = _SPARES.items()
+        total = sum(b.nbytes for _, b in kept)
+        for key, b in kept:
+            if total <= budget:
                 break
-            kept -= _SPARES.pop(old).buffer.nbytes
+            if id(b) not in _LENT:
+                _SPARES.pop(key)
+                total -= b.nbytes
     return out
 
 
@@ -151,21 +148,6 @@ def give_back(arrays) -> None:
     with _LOCK:
         for a in arrays:
             _LENT.discard(id(a))
-
-
-def _forget(key: int) -> None:
-    """Drops the spare of a source array that was garbage collected."""
-    with _LOCK:
-        spare = _SPARES.get(key)
-        if spare is not None and spare.source() is None:
-            del _SPARES[key]
-
-
-def aligned_copy(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of `a` that starts at a multiple of `ALIGN` bytes."""
-    out = aligned_empty(a.shape, a.dtype)
-    np.copyto(out, a)
-    return out
 
 
 @functools.cache

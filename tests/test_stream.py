@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import jaxgd
-from jaxgd import _shuffle
+from jaxgd import _host, _shuffle, _weak
 from jaxgd.loop import stream
 
 
@@ -235,16 +235,16 @@ def test_a_streamed_run_gathering_on_two_threads_equals_the_in_memory_run(monkey
 
 
 def test_a_finished_run_leaves_its_chunk_buffers_to_the_next_within_the_budget(monkeypatch):
-    monkeypatch.setattr(stream, "_SPARE_BUFFERS", {})
+    monkeypatch.setattr(_host, "_SPARES", _weak.WeakIds())
     options = dict(epochs=2, optimizer=0.1, batch_size=32, key=jax.random.key(2))
     first = jaxgd.fit(bce, P, (X, Y), stream=True, stream_chunk=96, **options)
-    kept = [b for bufs in stream._SPARE_BUFFERS.values() for b in bufs]
+    kept = [b for _, b in _host._SPARES.items()]
     assert len(kept) == 4 and all(b.ctypes.data % 64 == 0 for b in kept)  # 2 slots of X and y.
     second = jaxgd.fit(bce, P, (X, Y), stream=True, stream_chunk=96, **options)
-    again = [b for bufs in stream._SPARE_BUFFERS.values() for b in bufs]
+    again = [b for _, b in _host._SPARES.items()]
     assert {id(b) for b in again} == {id(b) for b in kept}  # The same four, taken and returned.
     np.testing.assert_array_equal(second.losses, first.losses)
-    monkeypatch.setattr(stream, "_SPARE_BUFFERS", {})
-    monkeypatch.setattr(stream, "SPARE_BYTES_MAX", 0)
+    monkeypatch.setattr(_host, "_SPARES", _weak.WeakIds())
+    monkeypatch.setattr(_host, "SPARE_BYTES_MAX", 0)
     jaxgd.fit(bce, P, (X, Y), stream=True, stream_chunk=96, **options)
-    assert not stream._SPARE_BUFFERS
+    assert not _host._SPARES.items()

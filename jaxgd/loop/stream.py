@@ -21,7 +21,6 @@ process's own memory (anonymous pages) stays bounded.
 """
 
 import functools
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -84,29 +83,6 @@ def check_chunk(stream_chunk, *, n: int, batch_size: int | None, row_bytes: int)
 
 
 SPLIT_ROWS = 4096  # Gathers of this many rows or more run on two threads.
-SPARE_BYTES_MAX = 2**28  # Chunk buffers kept for the next streamed run, at most.
-_SPARE_BUFFERS: dict = {}  # (shape, dtype) -> [aligned buffers of finished runs]
-_LOCK = threading.Lock()
-
-
-def _buffer(shape, dtype) -> np.ndarray:
-    """An aligned chunk buffer: one a finished run left (its pages are already mapped, where a
-    new one costs a page fault per page: docs/design.md#the-streamed-gather-on-two-threads), else
-    a new one."""
-    with _LOCK:
-        kept = _SPARE_BUFFERS.get((shape, np.dtype(dtype)))
-        if kept:
-            return kept.pop()
-    return _host.aligned_empty(shape, dtype)
-
-
-def _recycle(buffers) -> None:
-    with _LOCK:
-        total = sum(b.nbytes for kept in _SPARE_BUFFERS.values() for b in kept)
-        for b in buffers:
-            if total + b.nbytes <= SPARE_BYTES_MAX:
-                _SPARE_BUFFERS.setdefault((b.shape, b.dtype), []).append(b)
-                total += b.nbytes
 
 
 @functools.cache
@@ -139,8 +115,10 @@ class _Reader:
     def __init__(self, data, rows: int, put: Callable):
         self.leaves, self.treedef = jax.tree.flatten(tuple(data))
         dtype = lambda a: jax.dtypes.canonicalize_dtype(a.dtype)
+        # Each array's spare per slot (`_host.borrow`): a new buffer costs a page fault per page.
         self.slots = [
-            [_buffer((rows, *a.shape[1:]), dtype(a)) for a in self.leaves] for _ in range(2)
+            [_host.borrow(a, (rows, *a.shape[1:]), dtype(a), slot) for a in self.leaves]
+            for slot in range(2)
         ]
         self.busy = [None, None]  # What the last computation that read each set returned.
         self.put = put
@@ -169,11 +147,11 @@ class _Reader:
         """The chunk just yielded is read by the computation that returns `outputs`."""
         self.busy[self.slot] = outputs
 
-    def recycle(self):
-        """Once the computations that read the buffers are done, keeps them for the next run
-        (`_buffer`): not after an exception, when one may still be running."""
+    def give_back(self):
+        """Once the computations that read the buffers are done, ends their loans, for the next
+        run (`_host.give_back`): not after an exception, when one may still be running."""
         jax.block_until_ready(self.busy)
-        _recycle([buf for slot in self.slots for buf in slot])
+        _host.give_back([buf for slot in self.slots for buf in slot])
 
     @staticmethod
     def _fill(buf, a, span, rows):
@@ -406,7 +384,7 @@ def run(
         pieces = _empty_history(prep, dtype)
     for reader in (s.train, s.val):
         if reader is not None:
-            reader.recycle()
+            reader.give_back()
     return assemble(state, pieces, prep.metrics)
 
 
