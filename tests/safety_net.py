@@ -15,6 +15,7 @@ import numpy as np
 import optax
 
 import jaxgd
+from tests.problems import accuracy, bce, sq
 
 RECORD = Path(__file__).parent / "data" / "safety_net.npz"
 
@@ -27,23 +28,10 @@ def _problem(n: int, d: int, seed: int = 0):
     return X, y
 
 
-def _logistic(p, x, y):
-    z = x @ p["w"] + p["b"]
-    return jnp.logaddexp(0.0, z) - y * z
-
-
 def _mlp(p, x, y):
     h = jax.nn.relu(x @ p["W1"] + p["b1"])
     z = h @ p["w2"] + p["b2"]
     return jnp.logaddexp(0.0, z) - y * z
-
-
-def _squared(p, x, y):
-    return (x @ p["w"] + p["b"] - y) ** 2
-
-
-def _acc(p, x, y):
-    return ((x @ p["w"] + p["b"] > 0) == (y > 0.5)).astype(jnp.float32)
 
 
 def _params(d: int):
@@ -77,35 +65,33 @@ def configurations():
     fit = jaxgd.fit
     one = jax.make_mesh((1,), ("data",))
     return {
-        "full_lr": lambda: fit(_logistic, p, (X, y), epochs=5, optimizer=0.5),
-        "full_adam": lambda: fit(_logistic, p, (X, y), epochs=5, optimizer=adam),
+        "full_lr": lambda: fit(bce, p, (X, y), epochs=5, optimizer=0.5),
+        "full_adam": lambda: fit(bce, p, (X, y), epochs=5, optimizer=adam),
         "full_mlp": lambda: fit(_mlp, _mlp_params(3), (X, y), epochs=4, optimizer=0.3),
-        "sgd_lr_key": lambda: fit(
-            _logistic, p, (X, y), epochs=3, optimizer=0.1, batch_size=1, key=key
-        ),
+        "sgd_lr_key": lambda: fit(bce, p, (X, y), epochs=3, optimizer=0.1, batch_size=1, key=key),
         "sgd_mom_orders": lambda: fit(
-            _logistic, p, (X, y), epochs=3, optimizer=mom, batch_size=1, orders=_orders(3, 50)
+            bce, p, (X, y), epochs=3, optimizer=mom, batch_size=1, orders=_orders(3, 50)
         ),
         "mb_ragged_lr_key": lambda: fit(
-            _logistic,
+            bce,
             p,
             (X, y),
             epochs=4,
             optimizer=0.2,
             batch_size=8,
             key=key,
-            metrics={"acc": _acc},
+            metrics={"acc": accuracy},
             val_data=(Xv, yv),
         ),
         "mb_ragged_adam_orders": lambda: fit(
-            _logistic, p, (X, y), epochs=3, optimizer=adam, batch_size=8, orders=_orders(3, 50)
+            bce, p, (X, y), epochs=3, optimizer=adam, batch_size=8, orders=_orders(3, 50)
         ),
         "mb_drop_last": lambda: fit(
-            _logistic, p, (X, y), epochs=3, optimizer=0.2, batch_size=8, key=key, drop_last=True
+            bce, p, (X, y), epochs=3, optimizer=0.2, batch_size=8, key=key, drop_last=True
         ),
-        "mb_data_order": lambda: fit(_logistic, p, (X, y), epochs=3, optimizer=0.2, batch_size=8),
+        "mb_data_order": lambda: fit(bce, p, (X, y), epochs=3, optimizer=0.2, batch_size=8),
         "early_stop": lambda: fit(
-            _logistic,
+            bce,
             p,
             (X, y),
             epochs=30,
@@ -113,18 +99,18 @@ def configurations():
             batch_size=10,
             key=key,
             val_data=(Xv, yv),
-            metrics={"acc": _acc},
+            metrics={"acc": accuracy},
             early_stopping=jaxgd.EarlyStopping(monitor="val_loss", patience=2),
         ),
         "diverge_lr": lambda: fit(
             _mlp, _mlp_params(3), (X * 1e3, y), epochs=6, optimizer=1e3, batch_size=8, key=key
         ),
         "diverge_optax": lambda: fit(
-            _squared, p, (X, y), epochs=6, optimizer=optax.sgd(5.0), batch_size=16
+            sq, p, (X, y), epochs=6, optimizer=optax.sgd(5.0), batch_size=16
         ),
         "chunks_resume": lambda: fit(
-            _logistic,
-            fit(_logistic, p, (X, y), epochs=2, optimizer=0.2, batch_size=8, key=key).params,
+            bce,
+            fit(bce, p, (X, y), epochs=2, optimizer=0.2, batch_size=8, key=key).params,
             (X, y),
             epochs=4,
             optimizer=0.2,
@@ -135,10 +121,10 @@ def configurations():
             epochs_per_call=3,
         ),
         "mesh_1": lambda: fit(
-            _logistic, p, (X, y), epochs=3, optimizer=0.2, batch_size=8, key=key, mesh=one
+            bce, p, (X, y), epochs=3, optimizer=0.2, batch_size=8, key=key, mesh=one
         ),
         "stream_mb": lambda: fit(
-            _logistic,
+            bce,
             p,
             (X, y),
             epochs=3,
@@ -150,16 +136,16 @@ def configurations():
             val_data=(Xv, yv),
         ),
         "stream_full": lambda: fit(
-            _logistic, p, (X, y), epochs=3, optimizer=0.5, stream=True, stream_chunk=16
+            bce, p, (X, y), epochs=3, optimizer=0.5, stream=True, stream_chunk=16
         ),
         "big_mb32_copy": lambda: fit(
-            _logistic, _params(20), big, epochs=2, optimizer=0.1, batch_size=32, key=key
+            bce, _params(20), big, epochs=2, optimizer=0.1, batch_size=32, key=key
         ),
         "big_mb600_gather": lambda: fit(
-            _logistic, _params(20), big, epochs=2, optimizer=0.1, batch_size=600, key=key
+            bce, _params(20), big, epochs=2, optimizer=0.1, batch_size=600, key=key
         ),
         "big_sgd_copy": lambda: fit(
-            _logistic,
+            bce,
             _params(20),
             big,
             epochs=1,
@@ -168,9 +154,9 @@ def configurations():
             key=key,
             eval_train=False,
         ),
-        "big_full_per_example": lambda: fit(_logistic, _params(20), big, epochs=3, optimizer=0.5),
+        "big_full_per_example": lambda: fit(bce, _params(20), big, epochs=3, optimizer=0.5),
         "sweep_lr_keys": lambda: jaxgd.sweep(
-            _squared,
+            sq,
             p,
             (X, y),
             epochs=3,
@@ -179,7 +165,7 @@ def configurations():
             keys=jax.random.split(key, 3),
         ),
         "sweep_factory": lambda: jaxgd.sweep(
-            _logistic,
+            bce,
             p,
             (X, y),
             epochs=3,
@@ -194,9 +180,7 @@ def configurations():
 
 def lr_find_row():
     X, y = _problem(50, 3)
-    r = jaxgd.lr_find(
-        _logistic, _params(3), (X, y), batch_size=8, num_steps=30, key=jax.random.key(1)
-    )
+    r = jaxgd.lr_find(bce, _params(3), (X, y), batch_size=8, num_steps=30, key=jax.random.key(1))
     return {"learning_rates": r.learning_rates, "losses": r.losses, "raw_losses": r.raw_losses}
 
 

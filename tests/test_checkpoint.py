@@ -19,33 +19,12 @@ import pytest
 
 import jaxgd
 from jaxgd.loop import checkpoint
+from tests.problems import accuracy, bce, make, sq
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bce(p, x, y):
-    """Binary cross-entropy on the logit of ONE example."""
-    z = x @ p["w"] + p["b"]
-    return jnp.logaddexp(0.0, z) - y * z
-
-
-def sq(p, x, y):
-    """Squared error of ONE example: diverges for a large learning rate."""
-    return (x @ p["w"] + p["b"] - y) ** 2
-
-
-def accuracy(p, x, y):
-    return ((x @ p["w"] + p["b"] > 0) == (y > 0.5)).astype(jnp.float32)
-
-
-def make(n, d=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d), dtype=np.float32)
-    y = (X @ rng.standard_normal(d).astype(np.float32) > 0).astype(np.float32)
-    return X, y
-
-
-DATA, VAL = make(60), make(20, seed=1)
+DATA, VAL = make(60, d=4), make(20, d=4, seed=1)
 P = {"w": jnp.zeros(4), "b": jnp.zeros(())}
 RUN = dict(
     epochs=12,
@@ -193,9 +172,9 @@ def test_default_chunk_is_about_ten_checkpoints_a_run_and_keep_prunes(tmp_path):
 
 
 MISMATCHES = {
-    "data shapes and dtypes": dict(data=make(61)),
+    "data shapes and dtypes": dict(data=make(61, d=4)),
     "data contents": dict(data=(DATA[0] * 2, DATA[1])),
-    "val_data contents": dict(val_data=make(20, seed=2)),
+    "val_data contents": dict(val_data=make(20, d=4, seed=2)),
     "batch_size": dict(batch_size=16),
     "drop_last": dict(drop_last=True),
     "key": dict(key=jax.random.key(4)),

@@ -15,29 +15,7 @@ import pytest
 import jaxgd
 from jaxgd import _host, _shuffle, _weak
 from jaxgd.loop import stream
-
-
-def bce(p, x, y):
-    """Binary cross-entropy on the logit of ONE example (independent of jaxgd.losses)."""
-    z = x @ p["w"] + p["b"]
-    return jnp.logaddexp(0.0, z) - y * z
-
-
-def sq(p, x, y):
-    """Squared error of ONE example: diverges for a large learning rate."""
-    return (x @ p["w"] + p["b"] - y) ** 2
-
-
-def accuracy(p, x, y):
-    return ((x @ p["w"] + p["b"] > 0) == (y > 0.5)).astype(jnp.float32)
-
-
-def make(n, d=5, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d), dtype=np.float32)
-    y = (X @ rng.standard_normal(d).astype(np.float32) > 0).astype(np.float32)
-    return X, y
-
+from tests.problems import accuracy, bce, make, sq
 
 X, Y = make(1000)
 XV, YV = make(200, seed=1)
