@@ -347,17 +347,18 @@ def test_the_runs_scalars_are_device_arrays_made_once_per_value_and_dtype():
     assert setup.scalar((-1, -1), "int32").tolist() == [-1, -1]
 
 
-def test_a_first_fit_in_a_fresh_process_compiles_its_run_alone():
-    """The run's scalars go to the device without an XLA program (`setup.scalar`): in a fresh
-    process, where no small program was compiled before, `fit` compiles `run_epochs` and nothing
-    else."""
+@pytest.mark.parametrize("b", ["np.float32(0)", "0.0"], ids=["numpy", "python-float"])
+def test_a_first_fit_in_a_fresh_process_compiles_its_run_alone(b):
+    """The run's scalars and a Python-float param go to the device without an XLA program
+    (`setup.scalar`, `setup._owned`): in a fresh process, where no small program was compiled
+    before, `fit` compiles `run_epochs` and nothing else."""
     import subprocess
     import sys
 
-    code = """
+    code = f"""
 import jax, numpy as np, jaxgd
 X = np.ones((64, 3), np.float32); y = np.zeros(64, np.float32)
-params = {"w": np.zeros(3, np.float32), "b": np.float32(0)}
+params = {{"w": np.zeros(3, np.float32), "b": {b}}}
 key = jax.random.key(0)
 names = []
 jax.monitoring.register_event_duration_secs_listener(lambda e, d, **kw: names.append(

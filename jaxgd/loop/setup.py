@@ -80,12 +80,13 @@ def _check_functions(example_loss, metrics, params, X, y):
 
 def _owned(leaf):
     """A copy of a NumPy leaf (a jitted call reads aligned NumPy memory in place, and the
-    caller may change theirs); a jax array as it is; a Python float weakly typed."""
+    caller may change theirs); a jax array as it is; a Python float weakly typed, by
+    `device_put` (`jnp.asarray` compiles a small program on a first fit)."""
     if isinstance(leaf, jax.Array):
         return leaf
     if isinstance(leaf, (np.ndarray, np.generic)):
         return np.array(leaf)  # The jitted run takes it in.
-    return jnp.asarray(leaf)
+    return jax.device_put(leaf)
 
 
 def scalar(value, dtype) -> jax.Array:
@@ -97,8 +98,7 @@ def scalar(value, dtype) -> jax.Array:
 
 @functools.lru_cache(maxsize=1024)
 def _device_scalar(value, dtype, x64: bool) -> jax.Array:
-    # `device_put`, as `jnp.asarray` compiles a small program per dtype in a fresh process.
-    return jax.device_put(np.asarray(value, dtype))
+    return jax.device_put(np.asarray(value, dtype))  # As `_owned` does.
 
 
 def _scalar(value, dtype) -> jax.Array:
